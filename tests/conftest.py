@@ -1,0 +1,38 @@
+"""Shared fixtures: real sample cubes from ../shared/data (or $XR_D2AR_DATA)."""
+
+from __future__ import annotations
+
+import pytest
+
+from xr_d2ar import datasets
+from xr_d2ar.errors import DataNotFoundError
+
+
+def _data_available() -> bool:
+    try:
+        return bool(datasets.available())
+    except DataNotFoundError:
+        return False
+
+
+HAVE_DATA = _data_available()
+needs_data = pytest.mark.skipif(
+    not HAVE_DATA,
+    reason="sample cubes not found: set XR_D2AR_DATA to the folder of the *.nc cubes (docs/data.md)",
+)
+
+
+@pytest.fixture(scope="session")
+def flanders():
+    """WorldCereal Flanders A, Sentinel-2 (89 x 10 x 64 x 64 uint16, valid mask, labels)."""
+    if not HAVE_DATA:
+        pytest.skip("sample cubes not found: set XR_D2AR_DATA (docs/data.md)")
+    return datasets.open("worldcereal_flanders_a_s2").load()
+
+
+@pytest.fixture(scope="session")
+def cbers():
+    """CBERS-4 AWFI Bahia (18 x 4 x 50 x 50 int16, fill -9999)."""
+    if not HAVE_DATA:
+        pytest.skip("sample cubes not found: set XR_D2AR_DATA (docs/data.md)")
+    return datasets.open("cbers4_awfi_bahia").load()

@@ -1,0 +1,174 @@
+"""Loading real cubes into canonical form, user cubes, validation errors, tiling and geo."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import xr_d2ar
+from xr_d2ar import datasets
+from xr_d2ar.errors import (
+    CubeValidationError,
+    DataNotFoundError,
+    MissingCRSError,
+    MissingTimeError,
+    UnknownBandError,
+)
+from xr_d2ar.tiling import TileGrid
+
+
+def _names() -> list[str]:
+    try:
+        return datasets.available()
+    except DataNotFoundError:
+        return []
+
+
+pytestmark = pytest.mark.skipif(
+    not _names(), reason="sample cubes not found: set XR_D2AR_DATA (docs/data.md)"
+)
+
+
+@pytest.mark.parametrize("name", _names())
+def test_every_sample_cube_is_canonical(name):
+    ds = datasets.open(name)
+    datasets.validate_cube(ds)
+    da = ds["reflectance"]
+    assert da.dims == ("time", "band", "y", "x")
+    assert np.issubdtype(da.dtype, np.integer)
+    assert {"scale_factor", "add_offset", "_FillValue"} <= set(da.attrs)
+    assert ds["wavelength"].dims == ("band",) and ds["sensor"].dims == ("time",)
+    assert ds.rio.crs is not None
+    assert ds["y"].values[0] > ds["y"].values[-1]  # north-up
+
+
+def test_unknown_name_lists_available():
+    with pytest.raises(DataNotFoundError, match="cbers4_awfi_bahia"):
+        datasets.open("no_such_cube")
+
+
+def test_data_dir_option_and_missing_folder(tmp_path):
+    with xr_d2ar.set_options(data_dir=str(tmp_path)):
+        assert datasets.data_dir() == tmp_path
+        assert datasets.available() == []
+
+
+def test_set_options_rejects_unknown_and_bad_values():
+    with pytest.raises(ValueError, match="Unknown option"):
+        xr_d2ar.set_options(colour="red")
+    with pytest.raises(ValueError, match="Got 3 instead"):
+        xr_d2ar.set_options(progress=3)
+
+
+def test_to_reflectance_masks_fill_and_scales(cbers):
+    da = cbers["reflectance"]
+    phys = datasets.to_reflectance(da)
+    fill = da.attrs["_FillValue"]
+    raw = da.values
+    assert phys.dtype == np.float32
+    np.testing.assert_array_equal(np.isnan(phys.values), raw == fill)
+    ok = raw != fill
+    np.testing.assert_allclose(phys.values[ok], raw[ok] * 1e-4, rtol=1e-6)
+
+
+def test_split_time_holds_out_last_dates(flanders):
+    train, held = datasets.split_time(flanders, holdout=0.2)
+    assert train.sizes["time"] + held.sizes["time"] == flanders.sizes["time"]
+    assert held.sizes["time"] == round(0.2 * flanders.sizes["time"])
+    assert train["time"].values.max() < held["time"].values.min()
+    with pytest.raises(ValueError, match="fraction"):
+        datasets.split_time(flanders, holdout=1.5)
+
+
+def test_lonlat_matches_recorded_centre(flanders):
+    ny, nx = flanders.sizes["y"], flanders.sizes["x"]
+    cy = flanders["y"].values[[ny // 2 - 1, ny // 2]].mean()
+    cx = flanders["x"].values[[nx // 2 - 1, nx // 2]].mean()
+    lon, lat = xr_d2ar.geo.lonlat(flanders, cy, cx)
+    assert abs(lon - flanders.attrs["geospatial_lon_center"]) < 1e-3
+    assert abs(lat - flanders.attrs["geospatial_lat_center"]) < 1e-3
+
+
+def test_tile_grid_round_trip_and_centres(cbers):
+    arr = cbers["reflectance"].values  # (18, 4, 50, 50)
+    grid = TileGrid.for_shape(50, 50, 32)
+    tiles = grid.to_tiles(arr)
+    assert tiles.shape == (18, 4, 2, 2, 32, 32)
+    np.testing.assert_array_equal(grid.from_tiles(tiles), arr)
+    np.testing.assert_array_equal(tiles[..., 0, 0, :, :], arr[..., :32, :32])
+    lon, lat = grid.centres(cbers)
+    assert lon.shape == (2, 2) and np.all(np.diff(lon, axis=1) > 0) and np.all(np.diff(lat, axis=0) < 0)
+    with pytest.raises(ValueError, match="positive int"):
+        TileGrid(50, 50, 0)
+
+
+# ----------------------------------------------------------------- user cubes
+
+
+def _user_cube(flanders: xr.Dataset) -> xr.Dataset:
+    return flanders[["reflectance"]].isel(time=slice(0, 3)).drop_vars(
+        ["wavelength", "bandwidth", "sensor_wavelength", "sensor_bandwidth"]
+    )
+
+
+def test_open_cube_from_netcdf_roundtrip(tmp_path, flanders):
+    path = tmp_path / "cube.nc"
+    flanders[["reflectance", "valid"]].isel(time=slice(0, 3)).to_netcdf(path)
+    ds = datasets.open_cube(path)
+    assert ds["reflectance"].dtype == np.uint16
+    np.testing.assert_array_equal(ds["reflectance"].values, flanders["reflectance"].values[:3])
+    assert "valid" in ds and ds.rio.crs == flanders.rio.crs
+
+
+def test_open_cube_from_zarr_restores_stored_integers(tmp_path, flanders):
+    path = tmp_path / "cube.zarr"
+    flanders[["reflectance"]].isel(time=slice(0, 2)).to_zarr(path, zarr_format=3)
+    decoded = xr.open_zarr(path)  # CF-decoded floats with NaN
+    assert np.issubdtype(decoded["reflectance"].dtype, np.floating)
+    ds = datasets.open_cube(decoded)
+    assert ds["reflectance"].dtype == np.uint16
+    np.testing.assert_array_equal(ds["reflectance"].values, flanders["reflectance"].values[:2])
+    assert float(ds["reflectance"].attrs["scale_factor"]) == pytest.approx(1e-4)
+
+
+def test_open_cube_from_geotiff_needs_time_then_works(tmp_path, flanders):
+    one = flanders["reflectance"].isel(time=0)
+    path = tmp_path / "scene.tif"
+    one.rio.to_raster(path)
+    with pytest.raises(MissingTimeError, match="time="):
+        datasets.open_cube(path)
+    with pytest.raises(UnknownBandError, match="wavelength="):
+        datasets.open_cube(path, time="2018-06-01")
+    wl = flanders["wavelength"].values
+    ds = datasets.open_cube(path, time="2018-06-01", wavelength=wl, bandwidth=flanders["bandwidth"].values)
+    assert ds["reflectance"].dims == ("time", "band", "y", "x")
+    np.testing.assert_array_equal(ds["reflectance"].values[0], one.values)
+    assert ds.rio.crs == flanders.rio.crs
+
+
+def test_open_cube_sensor_table_fills_wavelengths(flanders):
+    ds = datasets.open_cube(_user_cube(flanders), sensor="Sentinel-2A")
+    np.testing.assert_allclose(ds["wavelength"].values, flanders["wavelength"].values, atol=15)
+
+
+def test_open_cube_errors_name_the_fix(flanders):
+    cube = _user_cube(flanders)
+    with pytest.raises(UnknownBandError, match="wavelength=") as info:
+        datasets.open_cube(cube.assign_coords(sensor=("time", ["mystery"] * 3)))
+    assert info.value.bands == [str(b) for b in flanders["band"].values]
+    no_crs = cube.drop_vars("spatial_ref")
+    no_crs["reflectance"].attrs.pop("grid_mapping", None)
+    no_crs.attrs.pop("crs", None)  # rioxarray also reads a global 'crs' attribute
+    with pytest.raises(MissingCRSError, match="crs="):
+        datasets.open_cube(no_crs, sensor="Sentinel-2A")
+    ok = datasets.open_cube(no_crs, sensor="Sentinel-2A", crs="EPSG:32631")
+    assert ok.rio.crs.to_epsg() == 32631
+    with pytest.raises(UnknownBandError, match="one value per band"):
+        datasets.open_cube(cube, wavelength=[500.0, 600.0])
+    with pytest.raises(CubeValidationError, match="band"):
+        datasets.open_cube(cube.rename(band="channel"), sensor="Sentinel-2A")
+    with pytest.raises(TypeError, match="Got list"):
+        datasets.open_cube([1, 2, 3])
+    with pytest.raises(CubeValidationError, match="dims"):
+        datasets.validate_cube(flanders.transpose("band", "time", "y", "x"))

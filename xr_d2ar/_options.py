@@ -1,0 +1,77 @@
+"""Global options of xr_d2ar: a dict, validators and a ``set_options`` context manager."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+__all__ = ["OPTIONS", "set_options", "get_options"]
+
+
+def _data_dir_default() -> str | None:
+    return os.environ.get("XR_D2AR_DATA")
+
+
+OPTIONS: dict[str, Any] = {
+    "data_dir": _data_dir_default(),
+    "progress": True,
+    "device": "auto",
+}
+
+_DEVICES = ("auto", "cpu", "cuda")
+
+_VALIDATORS: dict[str, Callable[[Any], bool]] = {
+    "data_dir": lambda v: v is None or isinstance(v, (str, os.PathLike)),
+    "progress": lambda v: isinstance(v, bool),
+    "device": lambda v: isinstance(v, str) and (v in _DEVICES or v.startswith("cuda:")),
+}
+
+_DESCRIPTIONS = {
+    "data_dir": "a folder path or None",
+    "progress": "True or False",
+    "device": "'auto', 'cpu', 'cuda' or 'cuda:N'",
+}
+
+
+def get_options() -> dict[str, Any]:
+    """Return a copy of the current options."""
+    return dict(OPTIONS)
+
+
+class set_options:  # noqa: N801 - lower-case like xarray.set_options
+    """Set xr_d2ar options globally or inside a ``with`` block.
+
+    Parameters
+    ----------
+    data_dir : str or None
+        Folder of the sample cubes (default: ``$XR_D2AR_DATA`` or ``../shared/data``).
+    progress : bool
+        Show progress bars on long work (default True).
+    device : str
+        Where torch decoding runs: ``'auto'`` (GPU when present), ``'cpu'``, ``'cuda'``.
+
+    Examples
+    --------
+    >>> import xr_d2ar
+    >>> with xr_d2ar.set_options(progress=False):
+    ...     xr_d2ar.get_options()["progress"]
+    False
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.old: dict[str, Any] = {}
+        for key, value in kwargs.items():
+            if key not in OPTIONS:
+                raise ValueError(
+                    f"Unknown option {key!r}. Valid options: {', '.join(sorted(OPTIONS))}."
+                )
+            if not _VALIDATORS[key](value):
+                raise ValueError(f"Option {key!r} must be {_DESCRIPTIONS[key]}. Got {value!r} instead.")
+            self.old[key] = OPTIONS[key]
+        OPTIONS.update(kwargs)
+
+    def __enter__(self) -> "set_options":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        OPTIONS.update(self.old)

@@ -1,0 +1,56 @@
+"""The ``d2ar`` command line: one sub-module per sub-command.
+
+Each module ``xr_d2ar.cli.<name>`` defines ``register(subparsers)`` that adds its parser and sets
+``func`` (a callable taking the parsed ``argparse.Namespace`` and returning an exit code).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+__all__ = ["main", "build_parser"]
+
+_COMMANDS = ("train", "compress", "reconstruct", "info", "bench", "demo")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the ``d2ar`` parser with every sub-command that is installed."""
+    from xr_d2ar import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="d2ar",
+        description="Generative compression of Earth-observation data cubes (D2AR).",
+    )
+    parser.add_argument("--version", action="version", version=f"xr_d2ar {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in _COMMANDS:
+        try:
+            module = importlib.import_module(f"xr_d2ar.cli.{name}")
+        except ModuleNotFoundError as exc:  # sub-command not built yet in this checkout
+            if exc.name != f"xr_d2ar.cli.{name}":
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``d2ar`` console script."""
+    from xr_d2ar.errors import D2arError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except D2arError as exc:
+        print(f"d2ar {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

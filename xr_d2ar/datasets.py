@@ -1,0 +1,508 @@
+"""Real sample cubes and the canonical cube form used by every layer of xr_d2ar.
+
+Canonical form (what :func:`open` returns and :func:`open_cube` produces)::
+
+    reflectance(time, band, y, x)   stored dtype (e.g. uint16/int16, or float32), NOT scaled;
+                                    attrs scale_factor, add_offset (physical = stored * scale + offset),
+                                    _FillValue (nodata; NaN for float cubes), units ("1" or "DN")
+    coords  time (datetime64[ns]), band (str), wavelength / bandwidth (band; nm), y / x (projected m),
+            sensor (time; str), spatial_ref (CF grid mapping: ``ds.rio.crs`` works)
+    optional valid(time, y, x) uint8 (1 = clear), scene_class(time, y, x), label(y, x), crop_type(y, x)
+
+The sample cubes live in ``$XR_D2AR_DATA`` or ``xr_d2ar.set_options(data_dir=...)``, else in
+``../shared/data`` next to the working directory or the source checkout. Each cube's provenance
+and licence is in its ``source`` / ``license`` attributes and in ``docs/data.md``.
+"""
+
+from __future__ import annotations
+
+import builtins
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import xarray as xr
+
+from xr_d2ar._options import OPTIONS
+from xr_d2ar.errors import (
+    CubeValidationError,
+    DataNotFoundError,
+    MissingCRSError,
+    MissingTimeError,
+    UnknownBandError,
+)
+
+__all__ = [
+    "data_dir",
+    "available",
+    "open",
+    "open_cube",
+    "validate_cube",
+    "to_reflectance",
+    "split_time",
+    "SENSOR_BANDS",
+]
+
+DIMS = ("time", "band", "y", "x")
+
+#: Published band centre wavelength and bandwidth (nm) of common sensors, by band name.
+#: Used by :func:`open_cube` when a user's cube names its sensor and bands but not their wavelengths.
+SENSOR_BANDS: dict[str, dict[str, tuple[float, float]]] = {
+    "Sentinel-2": {
+        "B01": (442.7, 21.0), "B02": (492.4, 66.0), "B03": (559.8, 36.0), "B04": (664.6, 31.0),
+        "B05": (704.1, 15.0), "B06": (740.5, 15.0), "B07": (782.8, 20.0), "B08": (832.8, 106.0),
+        "B8A": (864.7, 21.0), "B09": (945.1, 20.0), "B10": (1373.5, 31.0), "B11": (1613.7, 91.0),
+        "B12": (2202.4, 175.0),
+    },
+    "Landsat-8": {
+        "B1": (443.0, 16.0), "B2": (482.0, 60.0), "B3": (561.4, 57.0), "B4": (654.6, 37.0),
+        "B5": (864.6, 28.0), "B6": (1608.9, 85.0), "B7": (2200.7, 187.0), "B8": (589.5, 172.0),
+        "B9": (1373.4, 20.0), "B10": (10895.0, 590.0), "B11": (12005.0, 1010.0),
+    },
+}
+SENSOR_BANDS["Landsat-9"] = SENSOR_BANDS["Landsat-8"]
+
+_GEOTIFF_SUFFIXES = (".tif", ".tiff", ".gtiff")
+_NETCDF_SUFFIXES = (".nc", ".nc4", ".netcdf", ".h5")
+
+
+# --------------------------------------------------------------------------- sample cubes
+
+
+def data_dir() -> Path:
+    """Return the folder that holds the sample cubes.
+
+    Order: ``set_options(data_dir=...)``, ``$XR_D2AR_DATA``, ``../shared/data`` beside the current
+    directory, ``../shared/data`` beside the source checkout.
+
+    Raises
+    ------
+    DataNotFoundError
+        If none of these folders exists.
+    """
+    configured = OPTIONS["data_dir"] or os.environ.get("XR_D2AR_DATA")
+    candidates = [Path(configured)] if configured else []
+    candidates += [
+        Path.cwd().parent / "shared" / "data",
+        Path(__file__).resolve().parents[2] / "shared" / "data",
+    ]
+    for path in candidates:
+        if path.is_dir():
+            return path
+    raise DataNotFoundError(
+        "No sample-cube folder found. Looked in: "
+        + ", ".join(str(p) for p in candidates)
+        + ". Set XR_D2AR_DATA=/path/to/data or xr_d2ar.set_options(data_dir=...); "
+        "docs/data.md says where each cube comes from."
+    )
+
+
+def available() -> list[str]:
+    """Names of the sample cubes in :func:`data_dir` (file stems of ``*.nc``), sorted."""
+    return sorted(p.stem for p in data_dir().glob("*.nc"))
+
+
+def open(name: str, *, chunks: dict[str, int] | None = None) -> xr.Dataset:  # noqa: A001
+    """Open a sample cube by name, in canonical form.
+
+    Parameters
+    ----------
+    name : str
+        A name from :func:`available`, e.g. ``"worldcereal_flanders_a_s2"``.
+    chunks : dict, optional
+        Dask chunks (as for :func:`xarray.open_dataset`); ``None`` loads lazily without Dask.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``reflectance(time, band, y, x)`` in the stored integer dtype plus masks and labels.
+
+    Examples
+    --------
+    >>> import xr_d2ar
+    >>> ds = xr_d2ar.datasets.open("cbers4_awfi_bahia")  # doctest: +SKIP
+    >>> ds.reflectance.dims
+    ('time', 'band', 'y', 'x')
+    """
+    root = data_dir()
+    path = root / f"{name}.nc"
+    if not path.is_file():
+        raise DataNotFoundError(
+            f"No sample cube named {name!r} in {root}. Available: {', '.join(available())}.",
+            name=name,
+        )
+    ds = xr.open_dataset(path, mask_and_scale=False, chunks=chunks)
+    return _canonicalise_attrs(ds)
+
+
+def _canonicalise_attrs(ds: xr.Dataset) -> xr.Dataset:
+    """Make scale/offset/fill explicit attrs of ``reflectance`` (1/0 for DN cubes)."""
+    da = ds["reflectance"]
+    attrs = dict(da.attrs)
+    attrs.setdefault("scale_factor", np.float32(1.0))
+    attrs.setdefault("add_offset", np.float32(0.0))
+    if "_FillValue" not in attrs and np.issubdtype(da.dtype, np.floating):
+        attrs["_FillValue"] = np.float32(np.nan)
+    ds["reflectance"] = da.assign_attrs(attrs)
+    return ds
+
+
+# --------------------------------------------------------------------------- physical values
+
+
+def to_reflectance(da: xr.DataArray) -> xr.DataArray:
+    """Physical values of a canonical ``reflectance`` array: ``stored * scale + offset``, NaN at nodata.
+
+    Parameters
+    ----------
+    da : xarray.DataArray
+        Canonical stored values (any of time/band/y/x dims), attrs ``scale_factor``, ``add_offset``,
+        ``_FillValue``.
+
+    Returns
+    -------
+    xarray.DataArray
+        float32, same dims/coords; attrs without the packing keys.
+    """
+    scale = float(da.attrs.get("scale_factor", 1.0))
+    offset = float(da.attrs.get("add_offset", 0.0))
+    fill = da.attrs.get("_FillValue")
+    values = da.astype(np.float32)
+    if fill is not None and not (isinstance(fill, float) and np.isnan(fill)):
+        values = values.where(da != fill)
+    out = values * np.float32(scale) + np.float32(offset)
+    keep = {k: v for k, v in da.attrs.items() if k not in ("scale_factor", "add_offset", "_FillValue")}
+    return out.astype(np.float32).assign_attrs(keep)
+
+
+# --------------------------------------------------------------------------- user cubes
+
+
+def open_cube(
+    source: str | os.PathLike | xr.Dataset | xr.DataArray,
+    *,
+    variable: str | None = None,
+    crs: Any = None,
+    time: Any = None,
+    wavelength: Sequence[float] | None = None,
+    bandwidth: Sequence[float] | None = None,
+    sensor: str | None = None,
+) -> xr.Dataset:
+    """Bring a user's GeoTIFF / NetCDF / Zarr cube (or an in-memory object) into canonical form.
+
+    Parameters
+    ----------
+    source : path or xarray object
+        ``*.tif`` (read with rioxarray), ``*.nc``, a Zarr store folder (``*.zarr`` or any folder),
+        an :class:`xarray.Dataset` or :class:`xarray.DataArray`.
+    variable : str, optional
+        Name of the reflectance variable when the Dataset has several candidates.
+    crs : optional
+        CRS to use when the source has none (anything :class:`pyproj.CRS` accepts, e.g. ``"EPSG:32631"``).
+    time : optional
+        Observation time(s) when the source has no ``time`` dimension (one value per image).
+    wavelength, bandwidth : sequence of float, optional
+        Band centre wavelengths and bandwidths in nm, one per band, when the source has none and the
+        sensor's table (:data:`SENSOR_BANDS`) does not name its bands.
+    sensor : str, optional
+        Sensor name when the source has none (e.g. ``"Sentinel-2A"``); otherwise ``"unknown"``.
+
+    Returns
+    -------
+    xarray.Dataset
+        Canonical cube (see module docstring); nothing is rescaled or dropped.
+
+    Raises
+    ------
+    MissingCRSError, MissingTimeError, UnknownBandError, CubeValidationError
+        With the name of what is missing and the argument that supplies it.
+    """
+    ds = _read_source(source)
+    da = _pick_variable(ds, variable)
+    da = _restore_stored_values(da)
+    da = _ensure_time(da, time)
+    da = _ensure_band(da)
+    missing = [d for d in ("y", "x") if d not in da.dims]
+    if missing:
+        raise CubeValidationError(
+            f"The cube needs projected spatial dims 'y' and 'x'. Got dims {da.dims} instead. "
+            "Rename them, e.g. da.rename({'lat': 'y', 'lon': 'x'}) for a projected grid.",
+            missing="y/x",
+        )
+    da = da.transpose(*DIMS)
+    out = da.to_dataset(name="reflectance")
+    for name in ("valid", "scene_class", "label", "crop_type"):
+        if isinstance(ds, xr.Dataset) and name in ds.data_vars:
+            out[name] = ds[name]
+    out = _ensure_crs(out, ds, crs)
+    out = _ensure_sensor(out, sensor)
+    out = _ensure_wavelengths(out, wavelength, bandwidth)
+    out.attrs.update(ds.attrs if isinstance(ds, xr.Dataset) else {})
+    validate_cube(out)
+    return out
+
+
+def _read_source(source: str | os.PathLike | xr.Dataset | xr.DataArray) -> xr.Dataset:
+    if isinstance(source, xr.DataArray):
+        name = source.name or "reflectance"
+        return source.to_dataset(name=name)
+    if isinstance(source, xr.Dataset):
+        return source
+    if not isinstance(source, (str, os.PathLike)):
+        raise TypeError(
+            "open_cube() takes a path, an xarray.Dataset or an xarray.DataArray. "
+            f"Got {type(source).__name__} instead."
+        )
+    path = Path(source)
+    if not path.exists():
+        raise DataNotFoundError(f"No such file or folder: {path}. Check the path.")
+    suffix = path.suffix.lower()
+    if suffix in _GEOTIFF_SUFFIXES:
+        import rioxarray
+
+        da = rioxarray.open_rasterio(path, mask_and_scale=False)
+        names = da.attrs.get("long_name")
+        if isinstance(names, (tuple, list)) and len(names) == da.sizes["band"]:
+            da = da.assign_coords(band=[str(n) for n in names])
+        if "_FillValue" not in da.attrs and da.rio.nodata is not None:
+            da.attrs["_FillValue"] = da.rio.nodata
+        return da.to_dataset(name="reflectance")
+    if suffix in _NETCDF_SUFFIXES:
+        return xr.open_dataset(path, mask_and_scale=False)
+    if path.is_dir():
+        return xr.open_zarr(path, mask_and_scale=False)
+    raise CubeValidationError(
+        f"Unsupported file type {suffix!r} for {path}. Expected a GeoTIFF (.tif), NetCDF (.nc) "
+        "or a Zarr store folder; or open it with xarray yourself and pass the Dataset."
+    )
+
+
+def _pick_variable(ds: xr.Dataset, variable: str | None) -> xr.DataArray:
+    if variable is not None:
+        if variable not in ds.data_vars:
+            raise CubeValidationError(
+                f"No variable {variable!r} in the cube. Got variables {list(ds.data_vars)} instead."
+            )
+        return ds[variable]
+    if "reflectance" in ds.data_vars:
+        return ds["reflectance"]
+    candidates = [n for n, v in ds.data_vars.items() if v.ndim >= 3 and "band" in v.dims]
+    if len(candidates) == 1:
+        return ds[candidates[0]]
+    raise CubeValidationError(
+        "Cannot tell which variable holds the reflectance. "
+        f"Got variables {list(ds.data_vars)}. Pass variable='NAME', or stack bands into one "
+        "variable with ds.to_dataarray('band')."
+    )
+
+
+def _restore_stored_values(da: xr.DataArray) -> xr.DataArray:
+    """Undo CF decoding (float + NaN) back to the stored dtype when the encoding says how."""
+    enc = da.encoding
+    stored = enc.get("dtype")
+    if (
+        np.issubdtype(da.dtype, np.floating)
+        and stored is not None
+        and np.issubdtype(np.dtype(stored), np.integer)
+    ):
+        scale = float(enc.get("scale_factor", 1.0))
+        offset = float(enc.get("add_offset", 0.0))
+        fill = enc.get("_FillValue")
+        raw = np.round((da - offset) / scale)
+        if fill is not None:
+            raw = raw.fillna(fill)
+        elif bool(da.isnull().any()):
+            raise CubeValidationError(
+                "The cube has NaN pixels but its encoding names no _FillValue to store them. "
+                "Open it with mask_and_scale=False, or set da.encoding['_FillValue']."
+            )
+        attrs = dict(da.attrs, scale_factor=np.float32(scale), add_offset=np.float32(offset))
+        if fill is not None:
+            attrs["_FillValue"] = np.dtype(stored).type(fill)
+        return raw.astype(stored).assign_attrs(attrs)
+    attrs = dict(da.attrs)
+    attrs.setdefault("scale_factor", np.float32(1.0))
+    attrs.setdefault("add_offset", np.float32(0.0))
+    if np.issubdtype(da.dtype, np.floating):
+        attrs.setdefault("_FillValue", np.float32(np.nan))
+    return da.assign_attrs(attrs)
+
+
+def _ensure_time(da: xr.DataArray, time: Any) -> xr.DataArray:
+    if "time" in da.dims:
+        if time is not None:
+            da = da.assign_coords(time=np.asarray(time, dtype="datetime64[ns]"))
+        if not np.issubdtype(da["time"].dtype, np.datetime64):
+            raise MissingTimeError(
+                f"The 'time' coordinate must hold dates (datetime64). Got dtype {da['time'].dtype} "
+                "instead. Pass time=[...dates...] or decode times with xr.decode_cf.",
+                missing="time",
+            )
+        return da
+    if time is None:
+        raise MissingTimeError(
+            "The cube has no 'time' dimension, so its observation date is unknown (the prior is "
+            "conditioned on it). Pass time='2023-06-01' (or one date per image).",
+            missing="time",
+        )
+    times = np.atleast_1d(np.asarray(time, dtype="datetime64[ns]"))
+    return da.expand_dims(time=times)
+
+
+def _ensure_band(da: xr.DataArray) -> xr.DataArray:
+    if "band" not in da.dims:
+        raise CubeValidationError(
+            f"The cube needs a 'band' dimension. Got dims {da.dims} instead. "
+            "Rename the spectral dimension to 'band' (da.rename(...)) or stack band variables "
+            "with ds.to_dataarray('band').",
+            missing="band",
+        )
+    return da.assign_coords(band=[str(b) for b in da["band"].values])
+
+
+def _ensure_crs(out: xr.Dataset, src: xr.Dataset, crs: Any) -> xr.Dataset:
+    import rioxarray  # noqa: F401  (registers .rio)
+
+    found = crs
+    if found is None:
+        try:
+            found = src.rio.crs
+        except Exception:  # rioxarray raises on malformed grid mappings: treat as missing
+            found = None
+    if found is None:
+        raise MissingCRSError(
+            "The cube has no coordinate reference system, so pixel locations (which condition the "
+            "prior) are unknown. Pass crs='EPSG:32631' (your grid's CRS) or call "
+            "ds.rio.write_crs(...) first.",
+            missing="crs",
+        )
+    out = out.drop_vars("spatial_ref", errors="ignore").rio.write_crs(found)
+    out["reflectance"].attrs["grid_mapping"] = "spatial_ref"
+    return out
+
+
+def _ensure_sensor(out: xr.Dataset, sensor: str | None) -> xr.Dataset:
+    if "sensor" in out.coords and sensor is None:
+        return out
+    name = sensor or str(out.attrs.get("sensor", "unknown"))
+    return out.assign_coords(sensor=("time", [name] * out.sizes["time"]))
+
+
+def _ensure_wavelengths(
+    out: xr.Dataset, wavelength: Sequence[float] | None, bandwidth: Sequence[float] | None
+) -> xr.Dataset:
+    bands = [str(b) for b in out["band"].values]
+    n = len(bands)
+    if wavelength is not None:
+        wl = np.asarray(wavelength, dtype=np.float32)
+        bw = np.asarray(bandwidth if bandwidth is not None else np.full(n, np.nan), dtype=np.float32)
+        if wl.shape != (n,) or bw.shape != (n,):
+            raise UnknownBandError(
+                f"wavelength and bandwidth need one value per band ({n} bands: {bands}). "
+                f"Got {wl.shape[0] if wl.ndim else 0} wavelengths and "
+                f"{bw.shape[0] if bw.ndim else 0} bandwidths instead.",
+                bands=bands,
+            )
+        return out.assign_coords(wavelength=("band", wl), bandwidth=("band", bw))
+    if "wavelength" in out.coords:
+        if "bandwidth" not in out.coords:
+            out = out.assign_coords(bandwidth=("band", np.full(n, np.nan, np.float32)))
+        return out
+    sensor = str(out["sensor"].values[0])
+    table = next((t for key, t in SENSOR_BANDS.items() if sensor.startswith(key)), None)
+    unknown = bands if table is None else [b for b in bands if b not in table]
+    if unknown:
+        raise UnknownBandError(
+            f"Unknown centre wavelength for bands {unknown} (sensor {sensor!r}). Pass "
+            "wavelength=[...] and bandwidth=[...] in nm, one per band, or sensor='Sentinel-2A' / "
+            f"'Landsat-8' with their band names ({', '.join(SENSOR_BANDS)} are known).",
+            bands=unknown,
+        )
+    wl = np.array([table[b][0] for b in bands], np.float32)
+    bw = np.array([table[b][1] for b in bands], np.float32)
+    return out.assign_coords(wavelength=("band", wl), bandwidth=("band", bw))
+
+
+def validate_cube(ds: xr.Dataset) -> None:
+    """Check that ``ds`` is a canonical cube; raise a typed error naming what is wrong and the fix.
+
+    Raises
+    ------
+    CubeValidationError, MissingCRSError, MissingTimeError, UnknownBandError
+    """
+    if not isinstance(ds, xr.Dataset) or "reflectance" not in ds.data_vars:
+        raise CubeValidationError(
+            "Expected a Dataset with a 'reflectance' variable. "
+            "Use xr_d2ar.datasets.open_cube(...) to bring a cube into canonical form.",
+            missing="reflectance",
+        )
+    da = ds["reflectance"]
+    if tuple(da.dims) != DIMS:
+        raise CubeValidationError(
+            f"reflectance must have dims {DIMS}. Got {tuple(da.dims)} instead. "
+            f"Use ds.transpose{DIMS} or xr_d2ar.datasets.open_cube(ds).",
+            missing="dims",
+        )
+    if not np.issubdtype(ds["time"].dtype, np.datetime64):
+        raise MissingTimeError(
+            f"'time' must be datetime64. Got {ds['time'].dtype} instead. Pass time=... to open_cube.",
+            missing="time",
+        )
+    for name in ("wavelength", "bandwidth"):
+        if name not in ds.coords:
+            raise UnknownBandError(
+                f"The cube has no per-band '{name}' coordinate (nm). Pass wavelength=[...], "
+                "bandwidth=[...] to open_cube.",
+                bands=[str(b) for b in ds["band"].values],
+            )
+    wl = np.asarray(ds["wavelength"].values, dtype=np.float64)
+    if not np.all(np.isfinite(wl)) or np.any(wl <= 0):
+        bad = [str(b) for b, w in zip(ds["band"].values, wl) if not (np.isfinite(w) and w > 0)]
+        raise UnknownBandError(
+            f"Bands {bad} have no valid centre wavelength. Pass wavelength=[...] (nm) to open_cube.",
+            bands=bad,
+        )
+    try:
+        crs = ds.rio.crs
+    except Exception:
+        crs = None
+    if crs is None:
+        raise MissingCRSError(
+            "The cube has no CRS. Pass crs='EPSG:...' to open_cube or call ds.rio.write_crs(...).",
+            missing="crs",
+        )
+    if "sensor" not in ds.coords or ds["sensor"].dims != ("time",):
+        raise CubeValidationError(
+            "The cube needs a per-time 'sensor' coordinate. Pass sensor='...' to open_cube.",
+            missing="sensor",
+        )
+
+
+# --------------------------------------------------------------------------- splits
+
+
+def split_time(ds: xr.Dataset, *, holdout: float = 0.2) -> tuple[xr.Dataset, xr.Dataset]:
+    """Split a cube by time: the last ``holdout`` fraction of dates is held out.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Canonical cube.
+    holdout : float
+        Fraction of dates (0 < holdout < 1) to hold out, rounded, at least one date when the cube
+        has two or more dates.
+
+    Returns
+    -------
+    (train, held_out) : tuple of xarray.Dataset
+        ``held_out`` is empty (zero dates) when the cube has a single date.
+    """
+    if not 0.0 < holdout < 1.0:
+        raise ValueError(f"holdout must be a fraction in (0, 1). Got {holdout!r} instead.")
+    n = ds.sizes["time"]
+    order = np.argsort(ds["time"].values, kind="stable")
+    n_hold = 0 if n < 2 else builtins.max(1, int(round(n * holdout)))
+    train_idx = np.sort(order[: n - n_hold])
+    hold_idx = np.sort(order[n - n_hold :])
+    return ds.isel(time=train_idx), ds.isel(time=hold_idx)

@@ -1,0 +1,58 @@
+"""Geographic helpers: longitude/latitude of projected pixel positions through pyproj."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import xarray as xr
+from pyproj import CRS, Transformer
+
+from xr_d2ar.errors import MissingCRSError
+
+__all__ = ["lonlat", "cube_crs"]
+
+
+def cube_crs(ds: xr.Dataset | xr.DataArray) -> CRS:
+    """The cube's CRS (from its ``spatial_ref`` grid mapping), as a :class:`pyproj.CRS`."""
+    import rioxarray  # noqa: F401  (registers .rio)
+
+    crs = ds.rio.crs
+    if crs is None:
+        raise MissingCRSError(
+            "The cube has no CRS. Call ds.rio.write_crs('EPSG:...') or open it with "
+            "xr_d2ar.datasets.open_cube(..., crs=...).",
+            missing="crs",
+        )
+    return CRS.from_user_input(crs.to_wkt())
+
+
+@lru_cache(maxsize=32)
+def _to_lonlat(wkt: str) -> Transformer:
+    return Transformer.from_crs(CRS.from_wkt(wkt), "EPSG:4326", always_xy=True)
+
+
+def lonlat(ds: xr.Dataset | xr.DataArray, y: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Longitude and latitude (degrees, WGS 84) of projected positions in the cube's CRS.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset or DataArray
+        Cube carrying the CRS.
+    y, x : array_like
+        Projected coordinates (metres), broadcast against each other.
+
+    Returns
+    -------
+    (lon, lat) : tuple of numpy.ndarray
+        float64, shape of ``broadcast(y, x)``.
+
+    Examples
+    --------
+    >>> import xr_d2ar  # doctest: +SKIP
+    >>> ds = xr_d2ar.datasets.open("worldcereal_flanders_a_s2")  # doctest: +SKIP
+    >>> lon, lat = xr_d2ar.geo.lonlat(ds, ds.y.values[32], ds.x.values[32])  # doctest: +SKIP
+    """
+    yy, xx = np.broadcast_arrays(np.asarray(y, np.float64), np.asarray(x, np.float64))
+    lon, lat = _to_lonlat(cube_crs(ds).to_wkt()).transform(xx, yy)
+    return np.asarray(lon, np.float64), np.asarray(lat, np.float64)
