@@ -27,7 +27,8 @@ def flanders():
     """WorldCereal Flanders A, Sentinel-2 (89 x 10 x 64 x 64 uint16, valid mask, labels)."""
     if not HAVE_DATA:
         pytest.skip("sample cubes not found: set XR_D2AR_DATA (docs/data.md)")
-    return datasets.open("worldcereal_flanders_a_s2").load()
+    with datasets.open("worldcereal_flanders_a_s2") as ds:
+        return ds.load()
 
 
 @pytest.fixture(scope="session")
@@ -35,4 +36,5 @@ def cbers():
     """CBERS-4 AWFI Bahia (18 x 4 x 50 x 50 int16, fill -9999)."""
     if not HAVE_DATA:
         pytest.skip("sample cubes not found: set XR_D2AR_DATA (docs/data.md)")
-    return datasets.open("cbers4_awfi_bahia").load()
+    with datasets.open("cbers4_awfi_bahia") as ds:
+        return ds.load()

@@ -114,7 +114,8 @@ def _user_cube(flanders: xr.Dataset) -> xr.Dataset:
 
 def test_open_cube_from_netcdf_roundtrip(tmp_path, flanders):
     path = tmp_path / "cube.nc"
-    flanders[["reflectance", "valid"]].isel(time=slice(0, 3)).to_netcdf(path)
+    subset = flanders[["reflectance", "valid"]].isel(time=slice(0, 3))
+    subset.to_netcdf(path, engine=datasets.NETCDF_ENGINE)
     ds = datasets.open_cube(path)
     assert ds["reflectance"].dtype == np.uint16
     np.testing.assert_array_equal(ds["reflectance"].values, flanders["reflectance"].values[:3])

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-__all__ = ["OPTIONS", "set_options", "get_options"]
+__all__ = ["OPTIONS", "get_options", "set_options"]
 
 
 def _data_dir_default() -> str | None:
@@ -38,7 +39,7 @@ def get_options() -> dict[str, Any]:
     return dict(OPTIONS)
 
 
-class set_options:  # noqa: N801 - lower-case like xarray.set_options
+class set_options:
     """Set xr_d2ar options globally or inside a ``with`` block.
 
     Parameters
@@ -70,7 +71,7 @@ class set_options:  # noqa: N801 - lower-case like xarray.set_options
             self.old[key] = OPTIONS[key]
         OPTIONS.update(kwargs)
 
-    def __enter__(self) -> "set_options":
+    def __enter__(self) -> set_options:
         return self
 
     def __exit__(self, *exc: object) -> None:

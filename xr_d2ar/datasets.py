@@ -18,30 +18,32 @@ from __future__ import annotations
 
 import builtins
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
+import rioxarray
 import xarray as xr
 
+from xr_d2ar import geo
 from xr_d2ar._options import OPTIONS
 from xr_d2ar.errors import (
     CubeValidationError,
     DataNotFoundError,
-    MissingCRSError,
     MissingTimeError,
     UnknownBandError,
 )
 
 __all__ = [
-    "data_dir",
+    "SENSOR_BANDS",
     "available",
+    "data_dir",
     "open",
     "open_cube",
-    "validate_cube",
-    "to_reflectance",
     "split_time",
-    "SENSOR_BANDS",
+    "to_reflectance",
+    "validate_cube",
 ]
 
 DIMS = ("time", "band", "y", "x")
@@ -65,6 +67,10 @@ SENSOR_BANDS["Landsat-9"] = SENSOR_BANDS["Landsat-8"]
 
 _GEOTIFF_SUFFIXES = (".tif", ".tiff", ".gtiff")
 _NETCDF_SUFFIXES = (".nc", ".nc4", ".netcdf", ".h5")
+#: xarray engine for every NetCDF read and write: h5netcdf is a declared dependency, so the same
+#: reader runs everywhere (netCDF4, if also installed, bundles its own HDF5; mixing the two HDF5
+#: builds in one process can crash).
+NETCDF_ENGINE = "h5netcdf"
 
 
 # --------------------------------------------------------------------------- sample cubes
@@ -103,7 +109,7 @@ def available() -> list[str]:
     return sorted(p.stem for p in data_dir().glob("*.nc"))
 
 
-def open(name: str, *, chunks: dict[str, int] | None = None) -> xr.Dataset:  # noqa: A001
+def open(name: str, *, chunks: dict[str, int] | None = None) -> xr.Dataset:
     """Open a sample cube by name, in canonical form.
 
     Parameters
@@ -132,7 +138,7 @@ def open(name: str, *, chunks: dict[str, int] | None = None) -> xr.Dataset:  # n
             f"No sample cube named {name!r} in {root}. Available: {', '.join(available())}.",
             name=name,
         )
-    ds = xr.open_dataset(path, mask_and_scale=False, chunks=chunks)
+    ds = xr.open_dataset(path, engine=NETCDF_ENGINE, mask_and_scale=False, chunks=chunks)
     return _canonicalise_attrs(ds)
 
 
@@ -259,8 +265,6 @@ def _read_source(source: str | os.PathLike | xr.Dataset | xr.DataArray) -> xr.Da
         raise DataNotFoundError(f"No such file or folder: {path}. Check the path.")
     suffix = path.suffix.lower()
     if suffix in _GEOTIFF_SUFFIXES:
-        import rioxarray
-
         da = rioxarray.open_rasterio(path, mask_and_scale=False)
         names = da.attrs.get("long_name")
         if isinstance(names, (tuple, list)) and len(names) == da.sizes["band"]:
@@ -269,7 +273,7 @@ def _read_source(source: str | os.PathLike | xr.Dataset | xr.DataArray) -> xr.Da
             da.attrs["_FillValue"] = da.rio.nodata
         return da.to_dataset(name="reflectance")
     if suffix in _NETCDF_SUFFIXES:
-        return xr.open_dataset(path, mask_and_scale=False)
+        return xr.open_dataset(path, engine=NETCDF_ENGINE, mask_and_scale=False)
     if path.is_dir():
         return xr.open_zarr(path, mask_and_scale=False)
     raise CubeValidationError(
@@ -362,21 +366,7 @@ def _ensure_band(da: xr.DataArray) -> xr.DataArray:
 
 
 def _ensure_crs(out: xr.Dataset, src: xr.Dataset, crs: Any) -> xr.Dataset:
-    import rioxarray  # noqa: F401  (registers .rio)
-
-    found = crs
-    if found is None:
-        try:
-            found = src.rio.crs
-        except Exception:  # rioxarray raises on malformed grid mappings: treat as missing
-            found = None
-    if found is None:
-        raise MissingCRSError(
-            "The cube has no coordinate reference system, so pixel locations (which condition the "
-            "prior) are unknown. Pass crs='EPSG:32631' (your grid's CRS) or call "
-            "ds.rio.write_crs(...) first.",
-            missing="crs",
-        )
+    found = geo.cube_crs(src) if crs is None else crs
     out = out.drop_vars("spatial_ref", errors="ignore").rio.write_crs(found)
     out["reflectance"].attrs["grid_mapping"] = "spatial_ref"
     return out
@@ -463,15 +453,7 @@ def validate_cube(ds: xr.Dataset) -> None:
             f"Bands {bad} have no valid centre wavelength. Pass wavelength=[...] (nm) to open_cube.",
             bands=bad,
         )
-    try:
-        crs = ds.rio.crs
-    except Exception:
-        crs = None
-    if crs is None:
-        raise MissingCRSError(
-            "The cube has no CRS. Pass crs='EPSG:...' to open_cube or call ds.rio.write_crs(...).",
-            missing="crs",
-        )
+    geo.cube_crs(ds)  # raises MissingCRSError naming the fix
     if "sensor" not in ds.coords or ds["sensor"].dims != ("time",):
         raise CubeValidationError(
             "The cube needs a per-time 'sensor' coordinate. Pass sensor='...' to open_cube.",

@@ -7,17 +7,17 @@ All inherit from :class:`D2arError` so callers can catch the library's errors at
 from __future__ import annotations
 
 __all__ = [
+    "ChunkAlignmentError",
+    "CodecUnavailableError",
+    "CubeValidationError",
     "D2arError",
     "DataNotFoundError",
-    "CubeValidationError",
+    "KernelError",
     "MissingCRSError",
     "MissingTimeError",
-    "UnknownBandError",
-    "ChunkAlignmentError",
     "ModelMismatchError",
+    "UnknownBandError",
     "UnknownCodecError",
-    "CodecUnavailableError",
-    "KernelError",
 ]
 
 

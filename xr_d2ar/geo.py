@@ -10,18 +10,30 @@ from pyproj import CRS, Transformer
 
 from xr_d2ar.errors import MissingCRSError
 
-__all__ = ["lonlat", "cube_crs"]
+__all__ = ["cube_crs", "lonlat"]
 
 
 def cube_crs(ds: xr.Dataset | xr.DataArray) -> CRS:
-    """The cube's CRS (from its ``spatial_ref`` grid mapping), as a :class:`pyproj.CRS`."""
+    """The cube's CRS (from its ``spatial_ref`` grid mapping), as a :class:`pyproj.CRS`.
+
+    Raises
+    ------
+    MissingCRSError
+        If the cube has no grid mapping, or one that cannot be parsed (the parser's message is
+        included).
+    """
     import rioxarray  # noqa: F401  (registers .rio)
 
-    crs = ds.rio.crs
+    problem = "has no coordinate reference system"
+    try:
+        crs = ds.rio.crs
+    except Exception as exc:  # rioxarray/rasterio/pyproj raise assorted types on a bad grid mapping
+        crs, problem = None, f"has a grid mapping that cannot be read ({exc})"
     if crs is None:
         raise MissingCRSError(
-            "The cube has no CRS. Call ds.rio.write_crs('EPSG:...') or open it with "
-            "xr_d2ar.datasets.open_cube(..., crs=...).",
+            f"The cube {problem}, so pixel locations (which condition the prior) are unknown. "
+            "Pass crs='EPSG:32631' (your grid's CRS) to xr_d2ar.datasets.open_cube, or call "
+            "ds.rio.write_crs('EPSG:...') first.",
             missing="crs",
         )
     return CRS.from_user_input(crs.to_wkt())

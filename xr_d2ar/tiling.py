@@ -39,7 +39,7 @@ class TileGrid:
                 raise ValueError(f"TileGrid.{name} must be a positive int. Got {value!r} instead.")
 
     @classmethod
-    def for_shape(cls, ny: int, nx: int, tile: int) -> "TileGrid":
+    def for_shape(cls, ny: int, nx: int, tile: int) -> TileGrid:
         """Grid for an image of ``ny x nx`` pixels and tiles of ``tile`` pixels."""
         return cls(int(ny), int(nx), int(tile))
 
