@@ -1,0 +1,66 @@
+/* gemm-avx512.c - x86-64 AVX-512F micro-kernel: 12 x 32 fp32 register tile (24 zmm
+ * accumulators), one sequential fma chain per element.  Also serves fp32 GEMM on the AMX
+ * backend (AMX has no fp32 tile product). */
+#include "../../src/internal.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+#define MR 12
+#define NR 32
+#define TGT __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma")))
+
+#define ROW_LOAD(i)                                                                      \
+    __m512 c##i##0 = load_c ? _mm512_loadu_ps(c + (i) * ldc) : _mm512_setzero_ps();      \
+    __m512 c##i##1 = load_c ? _mm512_loadu_ps(c + (i) * ldc + 16) : _mm512_setzero_ps();
+#define ROW_FMA(i)                                                                       \
+    do {                                                                                 \
+        __m512 ai = _mm512_set1_ps(a[i]);                                                \
+        c##i##0 = _mm512_fmadd_ps(ai, b0, c##i##0);                                      \
+        c##i##1 = _mm512_fmadd_ps(ai, b1, c##i##1);                                      \
+    } while (0)
+#define ROW_STORE(i)                                                                     \
+    _mm512_storeu_ps(c + (i) * ldc, c##i##0);                                            \
+    _mm512_storeu_ps(c + (i) * ldc + 16, c##i##1);
+
+TGT static void ukr_avx512(int64_t kcp, const void *a_, const void *b_, float *c, int64_t ldc,
+                           int load_c) {
+    const float *a = (const float *)a_, *b = (const float *)b_;
+    ROW_LOAD(0) ROW_LOAD(1) ROW_LOAD(2) ROW_LOAD(3) ROW_LOAD(4) ROW_LOAD(5)
+    ROW_LOAD(6) ROW_LOAD(7) ROW_LOAD(8) ROW_LOAD(9) ROW_LOAD(10) ROW_LOAD(11)
+#pragma GCC unroll 2
+    for (int64_t k = 0; k < kcp; k++) {
+        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+        ROW_FMA(0);
+        ROW_FMA(1);
+        ROW_FMA(2);
+        ROW_FMA(3);
+        ROW_FMA(4);
+        ROW_FMA(5);
+        ROW_FMA(6);
+        ROW_FMA(7);
+        ROW_FMA(8);
+        ROW_FMA(9);
+        ROW_FMA(10);
+        ROW_FMA(11);
+        a += MR;
+        b += NR;
+    }
+    ROW_STORE(0) ROW_STORE(1) ROW_STORE(2) ROW_STORE(3) ROW_STORE(4) ROW_STORE(5)
+    ROW_STORE(6) ROW_STORE(7) ROW_STORE(8) ROW_STORE(9) ROW_STORE(10) ROW_STORE(11)
+}
+
+static const d2ar__gemm_impl AVX512 = {D2AR_BACKEND_AVX512, MR, NR, 1, 256, 144, 2048,
+                                       sizeof(float),
+                                       d2ar__pack_a_f32, d2ar__pack_b_f32, ukr_avx512};
+
+const d2ar__gemm_impl *d2ar__gemm_avx512(int dtype) {
+    (void)dtype;
+    return &AVX512;
+}
+#else
+const d2ar__gemm_impl *d2ar__gemm_avx512(int dtype) {
+    (void)dtype;
+    return 0;
+}
+#endif

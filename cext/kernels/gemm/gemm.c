@@ -1,0 +1,179 @@
+/* gemm.c - argument checks, packing and the blocked driver shared by every GEMM backend.
+ *
+ * Blocking: jc over N (nc), pc over K (kc), ic over M (mc), then register tiles mr x nr.
+ * Bit-exactness across blocks: the first k block starts each accumulator at 0 and every later
+ * block reloads the partial sums from C, so each element is one fma chain over k = 0..K-1.
+ * Bias and activation are applied once, after the last k block, by shared scalar code.
+ */
+#include <string.h>
+
+#include "../../src/internal.h"
+
+/* Copy n strided elements (stride st) of an fp32 or bf16 operand into fp32. */
+static void load_run(const d2ar__mat *m, int64_t off, int64_t st, int64_t n, float *dst,
+                     int64_t dst_step) {
+    if (m->bf16) {
+        const uint16_t *s = (const uint16_t *)m->p + off;
+        for (int64_t t = 0; t < n; t++) dst[t * dst_step] = d2ar__bf16_to_f32(s[t * st]);
+    } else {
+        const float *s = (const float *)m->p + off;
+        for (int64_t t = 0; t < n; t++) dst[t * dst_step] = s[t * st];
+    }
+}
+
+void d2ar__pack_a_f32(const d2ar__mat *a, int64_t i0, int64_t mc, int64_t k0, int64_t kc,
+                      int64_t kcp, int64_t mr, void *dst) {
+    float *d = (float *)dst;
+    for (int64_t p = 0; p < mc; p += mr) {
+        int64_t rows = mc - p < mr ? mc - p : mr;
+        if (rows < mr || kcp > kc) memset(d, 0, (size_t)(mr * kcp) * sizeof(float));
+        /* panel element (k, i) at d[k * mr + i]: one run along k per row */
+        for (int64_t i = 0; i < rows; i++)
+            load_run(a, (i0 + p + i) * a->rs + k0 * a->cs, a->cs, kc, d + i, mr);
+        d += mr * kcp;
+    }
+}
+
+void d2ar__pack_b_f32(const d2ar__mat *b, int64_t k0, int64_t kc, int64_t kcp, int64_t j0,
+                      int64_t nc, int64_t nr, void *dst) {
+    float *d = (float *)dst;
+    for (int64_t p = 0; p < nc; p += nr) {
+        int64_t cols = nc - p < nr ? nc - p : nr;
+        if (cols < nr || kcp > kc) memset(d, 0, (size_t)(nr * kcp) * sizeof(float));
+        /* panel element (k, j) at d[k * nr + j]; row-major B is read row by row below */
+        if (b->cs > b->rs)
+            for (int64_t j = 0; j < cols; j++)
+                load_run(b, k0 * b->rs + (j0 + p + j) * b->cs, b->rs, kc, d + j, nr);
+        d += nr * kcp;
+    }
+    if (b->cs > b->rs) return;
+    /* k outer, panels inner: each B row is read once, contiguously (no 4 KiB stride walk) */
+    for (int64_t k = 0; k < kc; k++) {
+        float *row = (float *)dst + k * nr;
+        for (int64_t p = 0; p < nc; p += nr) {
+            int64_t cols = nc - p < nr ? nc - p : nr;
+            load_run(b, (k0 + k) * b->rs + (j0 + p) * b->cs, b->cs, cols, row, 1);
+            row += nr * kcp;
+        }
+    }
+}
+
+static void epilogue(float *c, int64_t ldc, int64_t rows, int64_t cols, int64_t i0, int64_t j0,
+                     const float *bias, int bias_kind, int act) {
+    for (int64_t i = 0; i < rows; i++) {
+        float *row = c + i * ldc;
+        if (bias_kind == D2AR_BIAS_COL)
+            for (int64_t j = 0; j < cols; j++) row[j] = row[j] + bias[j0 + j];
+        else if (bias_kind == D2AR_BIAS_ROW)
+            for (int64_t j = 0; j < cols; j++) row[j] = row[j] + bias[i0 + i];
+        d2ar__act_row(row, cols, act);
+    }
+}
+
+static int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+/* Run one mc x nc block of register tiles. */
+static void macro_block(const d2ar__gemm_impl *im, int64_t mc, int64_t nc, int64_t kcp,
+                        const char *ap, const char *bp, float *c, int64_t ldc, int load_c,
+                        float *tmp) {
+    const int64_t mr = im->mr, nr = im->nr;
+    const size_t a_panel = (size_t)(mr * kcp) * im->elem, b_panel = (size_t)(nr * kcp) * im->elem;
+    for (int64_t jr = 0; jr < nc; jr += nr) {
+        int64_t nn = nc - jr < nr ? nc - jr : nr;
+        const char *b = bp + (size_t)(jr / nr) * b_panel;
+        for (int64_t ir = 0; ir < mc; ir += mr) {
+            int64_t mm = mc - ir < mr ? mc - ir : mr;
+            const char *a = ap + (size_t)(ir / mr) * a_panel;
+            float *ct = c + ir * ldc + jr;
+            if (mm == mr && nn == nr) {
+                im->ukr(kcp, a, b, ct, ldc, load_c);
+                continue;
+            }
+            if (load_c)
+                for (int64_t i = 0; i < mm; i++) memcpy(tmp + i * nr, ct + i * ldc, (size_t)nn * 4);
+            im->ukr(kcp, a, b, tmp, nr, load_c);
+            for (int64_t i = 0; i < mm; i++) memcpy(ct + i * ldc, tmp + i * nr, (size_t)nn * 4);
+        }
+    }
+    d2ar__count(im->backend);
+}
+
+int d2ar__gemm(int dtype, int64_t M, int64_t N, int64_t K, const d2ar__mat *a, const d2ar__mat *b,
+               const float *bias, int bias_kind, int act, float *c, int64_t ldc) {
+    if (M == 0 || N == 0) return D2AR_OK;
+    if (K == 0) {
+        for (int64_t i = 0; i < M; i++) memset(c + i * ldc, 0, (size_t)N * 4);
+        epilogue(c, ldc, M, N, 0, 0, bias, bias_kind, act);
+        return D2AR_OK;
+    }
+    int backend;
+    const d2ar__gemm_impl *im = d2ar__impl_current(dtype, &backend);
+    (void)backend;
+    const int64_t kcb = im->kc, mcb = im->mc, ncb = im->nc;
+    const int64_t kc_max = round_up(K < kcb ? K : kcb, im->kalign);
+    const int64_t mc_max = round_up(M < mcb ? M : mcb, im->mr);
+    const int64_t nc_max = round_up(N < ncb ? N : ncb, im->nr);
+    char *ap = d2ar__alloc((size_t)(mc_max * kc_max) * im->elem);
+    char *bp = d2ar__alloc((size_t)(nc_max * kc_max) * im->elem);
+    float *tmp = d2ar__alloc((size_t)(im->mr * im->nr) * sizeof(float));
+    if (!ap || !bp || !tmp) {
+        d2ar__free(ap);
+        d2ar__free(bp);
+        d2ar__free(tmp);
+        return D2AR_ENOMEM;
+    }
+    for (int64_t jc = 0; jc < N; jc += ncb) {
+        int64_t nc = N - jc < ncb ? N - jc : ncb;
+        for (int64_t pc = 0; pc < K; pc += kcb) {
+            int64_t kc = K - pc < kcb ? K - pc : kcb;
+            int64_t kcp = round_up(kc, im->kalign);
+            int last = pc + kc == K;
+            im->pack_b(b, pc, kc, kcp, jc, nc, im->nr, bp);
+            for (int64_t ic = 0; ic < M; ic += mcb) {
+                int64_t mc = M - ic < mcb ? M - ic : mcb;
+                float *cb = c + ic * ldc + jc;
+                im->pack_a(a, ic, mc, pc, kc, kcp, im->mr, ap);
+                macro_block(im, mc, nc, kcp, ap, bp, cb, ldc, pc > 0, tmp);
+                if (last) epilogue(cb, ldc, mc, nc, ic, jc, bias, bias_kind, act);
+            }
+        }
+    }
+    d2ar__free(ap);
+    d2ar__free(bp);
+    d2ar__free(tmp);
+    return D2AR_OK;
+}
+
+static int check(int64_t M, int64_t N, int64_t K, const void *A, int64_t rsa, int64_t csa,
+                 const void *B, int64_t rsb, int64_t csb, const float *bias, int bias_kind,
+                 int act, const float *C, int64_t ldc) {
+    if (M < 0 || N < 0 || K < 0) return D2AR_ESHAPE;
+    if (K > 0 && (rsa < 1 || csa < 1 || rsb < 1 || csb < 1)) return D2AR_ESTRIDE;
+    if (ldc < N || ldc < 1) return D2AR_ESTRIDE;
+    if (bias_kind < D2AR_BIAS_NONE || bias_kind > D2AR_BIAS_ROW || !d2ar__act_valid(act))
+        return D2AR_EARG;
+    if (M > 0 && N > 0) {
+        if (!C) return D2AR_ENULL;
+        if (K > 0 && (!A || !B)) return D2AR_ENULL;
+        if (bias_kind != D2AR_BIAS_NONE && !bias) return D2AR_ENULL;
+    }
+    return D2AR_OK;
+}
+
+int d2ar_gemm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t rsa, int64_t csa,
+                  const float *B, int64_t rsb, int64_t csb, const float *bias, int bias_kind,
+                  int act, float *C, int64_t ldc) {
+    int rc = check(M, N, K, A, rsa, csa, B, rsb, csb, bias, bias_kind, act, C, ldc);
+    if (rc) return rc;
+    d2ar__mat a = {A, rsa, csa, 0}, b = {B, rsb, csb, 0};
+    return d2ar__gemm(0, M, N, K, &a, &b, bias, bias_kind, act, C, ldc);
+}
+
+int d2ar_gemm_bf16(int64_t M, int64_t N, int64_t K, const uint16_t *A, int64_t rsa,
+                   int64_t csa, const uint16_t *B, int64_t rsb, int64_t csb, const float *bias,
+                   int bias_kind, int act, float *C, int64_t ldc) {
+    int rc = check(M, N, K, A, rsa, csa, B, rsb, csb, bias, bias_kind, act, C, ldc);
+    if (rc) return rc;
+    d2ar__mat a = {A, rsa, csa, 1}, b = {B, rsb, csb, 1};
+    return d2ar__gemm(1, M, N, K, &a, &b, bias, bias_kind, act, C, ldc);
+}

@@ -1,0 +1,53 @@
+/* softmax-ref.c - row softmax (max-subtracted, our exp, sequential sum) and scaled
+ * dot-product attention built from two GEMMs on the current backend and that softmax. */
+#include "../../src/internal.h"
+
+static void softmax_rows(int64_t rows, int64_t cols, const float *x, int64_t ld, float scale,
+                         float *y) {
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * ld;
+        float *yr = y + r * ld;
+        float m = xr[0] * scale;
+        for (int64_t c = 1; c < cols; c++) {
+            float v = xr[c] * scale;
+            m = v > m ? v : m;
+        }
+        float s = 0.0f;
+        for (int64_t c = 0; c < cols; c++) {
+            yr[c] = d2ar__expf(xr[c] * scale - m);
+            s = s + yr[c];
+        }
+        for (int64_t c = 0; c < cols; c++) yr[c] = yr[c] / s;
+    }
+}
+
+int d2ar_softmax_f32(int64_t rows, int64_t cols, const float *x, int64_t ld, float *y) {
+    if (rows < 0 || cols < 1) return D2AR_ESHAPE;
+    if (ld < cols) return D2AR_ESTRIDE;
+    if (rows > 0 && (!x || !y)) return D2AR_ENULL;
+    softmax_rows(rows, cols, x, ld, 1.0f, y);
+    return D2AR_OK;
+}
+
+int d2ar_attention_f32(int64_t BH, int64_t Lq, int64_t Lk, int64_t D, int64_t Dv,
+                       const float *q, const float *k, const float *v, float scale, float *o) {
+    if (BH < 0 || Lq < 0 || Lk < 1 || D < 0 || Dv < 0) return D2AR_ESHAPE;
+    if (!(scale == scale)) return D2AR_EARG;
+    if (BH == 0 || Lq == 0 || Dv == 0) return D2AR_OK;
+    if (!o || !v || (D > 0 && (!q || !k))) return D2AR_ENULL;
+    float *s = d2ar__alloc((size_t)(Lq * Lk) * sizeof(float));
+    if (!s) return D2AR_ENOMEM;
+    int rc = D2AR_OK;
+    for (int64_t b = 0; b < BH && rc == D2AR_OK; b++) {
+        d2ar__mat qm = {q ? q + b * Lq * D : NULL, D, 1, 0};
+        d2ar__mat km = {k ? k + b * Lk * D : NULL, 1, D, 0}; /* k^T: element (d, j) = k[j, d] */
+        rc = d2ar__gemm(0, Lq, Lk, D, &qm, &km, NULL, D2AR_BIAS_NONE, D2AR_ACT_NONE, s, Lk);
+        if (rc) break;
+        softmax_rows(Lq, Lk, s, Lk, scale, s);
+        d2ar__mat pm = {s, Lk, 1, 0}, vm = {v + b * Lk * Dv, Dv, 1, 0};
+        rc = d2ar__gemm(0, Lq, Dv, Lk, &pm, &vm, NULL, D2AR_BIAS_NONE, D2AR_ACT_NONE,
+                        o + b * Lq * Dv, Dv);
+    }
+    d2ar__free(s);
+    return rc;
+}

@@ -1,0 +1,78 @@
+/* internal.h - declarations shared by the cext sources (not part of the public API). */
+#ifndef D2AR_INTERNAL_H
+#define D2AR_INTERNAL_H
+#include <stddef.h>
+#include <stdint.h>
+#include "d2ar.h"
+
+#if defined(__GNUC__)
+#define D2AR_HIDDEN __attribute__((visibility("hidden")))
+#else
+#define D2AR_HIDDEN
+#endif
+
+/* A strided matrix operand: element (i, j) is at p[i * rs + j * cs]; bf16 = 1 for uint16 bits. */
+typedef struct {
+    const void *p;
+    int64_t rs, cs;
+    int bf16;
+} d2ar__mat;
+
+/* Packing: copy the block rows [r0, r0+rows) x k [k0, k0+kc) of an operand into panels of
+ * `tile` rows (A) or columns (B), zero-padded to whole panels and to kcp (a multiple of the
+ * implementation's k alignment).  Panel p starts at byte p * tile * kcp * elem. */
+typedef void (*d2ar__pack_a_fn)(const d2ar__mat *a, int64_t i0, int64_t mc, int64_t k0,
+                                int64_t kc, int64_t kcp, int64_t mr, void *dst);
+typedef void (*d2ar__pack_b_fn)(const d2ar__mat *b, int64_t k0, int64_t kc, int64_t kcp,
+                                int64_t j0, int64_t nc, int64_t nr, void *dst);
+/* Micro-kernel: the full mr x nr tile c (row stride ldc) = (load_c ? c : 0) + sum over the kcp
+ * packed k in order, one fused multiply-add per k and element. */
+typedef void (*d2ar__ukr_fn)(int64_t kcp, const void *a, const void *b, float *c, int64_t ldc,
+                             int load_c);
+
+/* One GEMM implementation: tile shape, blocking, packers and micro-kernel. */
+typedef struct {
+    int backend;         /* D2AR_BACKEND_* whose micro-kernel this is (for the call counters) */
+    int64_t mr, nr;      /* register tile */
+    int64_t kalign;      /* packed k is padded to a multiple of this */
+    int64_t kc, mc, nc;  /* cache blocking (kc multiple of kalign, mc of mr, nc of nr) */
+    size_t elem;         /* bytes of one packed (row, k) element */
+    d2ar__pack_a_fn pack_a;
+    d2ar__pack_b_fn pack_b;
+    d2ar__ukr_fn ukr;
+} d2ar__gemm_impl;
+
+/* Per-backend implementations: return NULL when not compiled in.  dtype 0 = fp32, 1 = bf16. */
+D2AR_HIDDEN const d2ar__gemm_impl *d2ar__gemm_ref(int dtype);
+D2AR_HIDDEN const d2ar__gemm_impl *d2ar__gemm_avx2(int dtype);
+D2AR_HIDDEN const d2ar__gemm_impl *d2ar__gemm_avx512(int dtype);
+D2AR_HIDDEN const d2ar__gemm_impl *d2ar__gemm_amx(int dtype);
+D2AR_HIDDEN const d2ar__gemm_impl *d2ar__gemm_sme(int dtype);
+
+/* Generic packers into fp32 panels (bf16 sources are widened exactly). */
+D2AR_HIDDEN void d2ar__pack_a_f32(const d2ar__mat *a, int64_t i0, int64_t mc, int64_t k0,
+                                  int64_t kc, int64_t kcp, int64_t mr, void *dst);
+D2AR_HIDDEN void d2ar__pack_b_f32(const d2ar__mat *b, int64_t k0, int64_t kc, int64_t kcp,
+                                  int64_t j0, int64_t nc, int64_t nr, void *dst);
+
+/* The GEMM driver on the current backend (arguments already checked). */
+D2AR_HIDDEN int d2ar__gemm(int dtype, int64_t M, int64_t N, int64_t K, const d2ar__mat *a,
+                           const d2ar__mat *b, const float *bias, int bias_kind, int act,
+                           float *c, int64_t ldc);
+
+/* Dispatch state; d2ar__count adds one to a backend's counter of micro-kernel blocks run. */
+D2AR_HIDDEN const d2ar__gemm_impl *d2ar__impl_current(int dtype, int *backend);
+D2AR_HIDDEN void d2ar__count(int backend);
+
+/* Scalar maths shared by every backend (IEEE basic operations only, fixed order). */
+D2AR_HIDDEN float d2ar__expf(float x);
+D2AR_HIDDEN float d2ar__act1(float x, int act);
+D2AR_HIDDEN void d2ar__act_row(float *y, int64_t n, int act);
+D2AR_HIDDEN int d2ar__act_valid(int act);
+D2AR_HIDDEN float d2ar__bf16_to_f32(uint16_t h);
+
+/* Aligned workspace. */
+D2AR_HIDDEN void *d2ar__alloc(size_t bytes);
+D2AR_HIDDEN void d2ar__free(void *p);
+
+#endif
