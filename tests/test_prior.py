@@ -1,0 +1,49 @@
+"""The shipped default prior: loads, is what its files say, and still reaches its recorded quality."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import needs_data
+
+from xr_d2ar.model import DEFAULT_PRIOR, load_model
+from xr_d2ar.model.checkpoint import sha256_file
+
+
+@pytest.fixture(scope="module")
+def prior():
+    return load_model(device="cpu")
+
+
+def test_shipped_prior_loads_and_describes_itself(prior):
+    config = json.loads(DEFAULT_PRIOR.with_suffix(".json").read_text())
+    assert prior is load_model(None, device="cpu")
+    assert prior.sha256 == sha256_file(DEFAULT_PRIOR) == config["sha256"]
+    assert prior.nbytes == DEFAULT_PRIOR.stat().st_size < 16e6
+    assert prior.token_model.shape == (prior.n_tokens, prior.codebook_size) and prior.token_model.min() >= 1
+    assert config["training"]["device"].startswith("NVIDIA") and config["region"]
+    sensors = {b["sensor"] for b in config["bands"]}
+    assert {"Sentinel-2A", "Landsat-8 OLI", "CBERS-4 AWFI", "Landsat-5 TM"} <= sensors
+    prior.check_bands(np.array([492.0, 665.0, 833.0, 1610.0, 10895.0]))  # S2 and Landsat thermal
+
+
+def test_ratio_to_tokens_is_monotone(prior):
+    ks = [prior.tokens_for_ratio(r, n_bands=10, itemsize=2) for r in (10, 100, 1000, 10000, 1e6)]
+    assert ks == sorted(ks, reverse=True) and ks[0] == prior.n_tokens and ks[-1] == 0
+    bits = prior.token_bits[: ks[2]].sum()
+    assert bits / 8 <= 10 * 64 * 64 * 2 / 1000  # the 1000x budget of one S2 tile
+
+
+@needs_data
+def test_shipped_prior_reconstructs_a_held_out_tile_as_recorded(prior):
+    """One real held-out tile, decoded as when the prior was recorded (8 Euler steps, seed 0)."""
+    from xr_d2ar.train.evaluate import check_tile
+
+    want = prior.config["metrics"]["check"]
+    got = check_tile(prior, tokens=want["tokens"], cube=want["cube"], seed=want["seed"], steps=want["steps"])
+    assert got["date"] == want["date"]
+    assert got["psnr"] == pytest.approx(want["psnr"], abs=0.25)
+    if "psnr_clear" in want:
+        assert got["psnr_clear"] == pytest.approx(want["psnr_clear"], abs=0.25)

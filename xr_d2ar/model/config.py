@@ -1,0 +1,122 @@
+"""Architecture configuration of the D2AR prior: one dataclass and a dict of size presets.
+
+The config is JSON-only (every field a number, string or list) and travels inside every checkpoint,
+so a model is always rebuilt from the architecture it was trained with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+__all__ = ["PRESETS", "ModelConfig", "preset"]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Sizes of the three networks (EQ-VAE, control-token encoder, flow transformer).
+
+    Attributes
+    ----------
+    tile_size : int
+        T, pixels per tile side; a multiple of ``4 * patch_size`` (the VAE downsamples by 4).
+    band_embed_dim : int
+        Width of the per-band embedding computed from wavelength/bandwidth.
+    vae_widths : list of int
+        Channels of the VAE at full, 1/2 and 1/4 resolution.
+    latent_channels : int
+        C, channels of the latent (shape ``(C, T/4, T/4)``).
+    patch_size : int
+        Latent patch side for the transformers (tokens = ``(T / 4 / patch_size) ** 2``).
+    enc_dim, enc_depth, enc_heads : int
+        Control-token encoder transformer (front end, light).
+    n_tokens : int
+        K, control tokens per tile, ordered coarse -> fine.
+    fsq_levels : list of int
+        Levels of finite scalar quantisation per token dimension; codebook size is their product.
+    flow_dim, flow_depth, flow_heads : int
+        Flow-matching velocity transformer (back end).
+    mlp_ratio : int
+        Hidden width of every transformer MLP relative to its model width.
+    geo_octaves : int
+        Octaves of the Fourier features of the tile centre on the unit sphere (finest ~ 2**-octaves rad).
+    n_sensors : int
+        Size of the sensor embedding table (index 0 = unknown sensor).
+    """
+
+    tile_size: int = 64
+    band_embed_dim: int = 64
+    vae_widths: list[int] = field(default_factory=lambda: [32, 64, 128])
+    latent_channels: int = 8
+    patch_size: int = 2
+    enc_dim: int = 128
+    enc_depth: int = 2
+    enc_heads: int = 4
+    n_tokens: int = 256
+    fsq_levels: list[int] = field(default_factory=lambda: [8, 5, 5, 5])
+    flow_dim: int = 160
+    flow_depth: int = 6
+    flow_heads: int = 5
+    mlp_ratio: int = 4
+    geo_octaves: int = 16
+    n_sensors: int = 16
+
+    def __post_init__(self) -> None:
+        step = 4 * self.patch_size
+        if self.tile_size % step:
+            raise ValueError(
+                f"tile_size must be a multiple of 4 * patch_size = {step}. Got {self.tile_size} instead."
+            )
+        if len(self.vae_widths) != 3:
+            raise ValueError(f"vae_widths needs 3 entries. Got {self.vae_widths!r} instead.")
+        for name in ("flow", "enc"):
+            dim, heads = getattr(self, f"{name}_dim"), getattr(self, f"{name}_heads")
+            if dim % heads:
+                raise ValueError(f"{name}_dim must be divisible by {name}_heads. Got {dim}/{heads}.")
+
+    @property
+    def codebook_size(self) -> int:
+        """Number of distinct tokens (product of ``fsq_levels``)."""
+        size = 1
+        for level in self.fsq_levels:
+            size *= level
+        return size
+
+    @property
+    def latent_size(self) -> int:
+        """Latent side ``T / 4``."""
+        return self.tile_size // 4
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict of every field."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        """Rebuild from :meth:`to_dict` output; unknown keys raise ``ValueError``."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(
+                f"Unknown model config keys {unknown}. Got a config from a newer xr_d2ar? "
+                "Upgrade xr_d2ar or retrain."
+            )
+        return cls(**data)
+
+
+#: Size presets. ``tiny`` is for tests on CPU; ``default`` is the shipped prior.
+PRESETS: dict[str, ModelConfig] = {
+    "tiny": ModelConfig(
+        tile_size=32, band_embed_dim=16, vae_widths=[8, 16, 16], latent_channels=4, patch_size=2,
+        enc_dim=32, enc_depth=1, enc_heads=2, n_tokens=16, fsq_levels=[4, 4, 4], flow_dim=32,
+        flow_depth=2, flow_heads=2, mlp_ratio=2, geo_octaves=12, n_sensors=16,
+    ),
+    "default": ModelConfig(),
+}
+
+
+def preset(name: str) -> ModelConfig:
+    """Return the preset ``name`` (see :data:`PRESETS`)."""
+    if name not in PRESETS:
+        raise ValueError(f"Unknown model preset {name!r}. Choose one of {sorted(PRESETS)}.")
+    return PRESETS[name]

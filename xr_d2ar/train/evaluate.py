@@ -1,0 +1,302 @@
+"""Quality of a prior on the held-out dates of its training places, at matched compression ratios.
+
+For each multi-date cube: the held-out dates (:func:`xr_d2ar.datasets.split_time`, the same data as
+``d2ar bench``) are cut into tiles, encoded, and for each target ratio the largest prefix k of
+tokens is kept whose *real* stored size meets the ratio:
+
+    ratio = original bytes (stored dtype) / (token payload + conditioning)
+
+- token payload: the held-out cube's tokens entropy-coded with the prior's token model by
+  :func:`xr_d2ar.codecs.payload.encode` (one self-describing payload, header included);
+- conditioning: 3 bytes per image (uint16 day offset + uint8 sensor id). Tile positions (lat/lon)
+  follow from the grid coordinates, which every store keeps and which are not counted for any codec.
+
+Decoded values are rounded to the stored dtype as a store would, then scored with
+:class:`xr_d2ar.metrics.Scorer` exactly as the bench does (all data pixels, labels if any), and
+again on clear pixels only (``valid == 1``) where the cube has a mask: the prior weighs clouds 0.1
+in training, since masks are stored losslessly beside the tokens. The
+prior's weights are not in the ratio; their size is reported beside it. Single-date cubes have no
+held-out date and are skipped (the prior saw them).
+
+    python -m xr_d2ar.train.evaluate --out benchmarks/results/prior_quality
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+__all__ = ["check_tile", "evaluate_cube", "evaluate_prior", "record_in_prior", "to_markdown"]
+
+CONDITIONING_BYTES_PER_IMAGE = 3
+
+
+def _stored_roundtrip(phys: np.ndarray, da: xr.DataArray) -> np.ndarray:
+    """Physical values -> stored dtype (rounded, clipped) -> physical, as a store would keep them."""
+    scale = float(da.attrs.get("scale_factor", 1.0))
+    offset = float(da.attrs.get("add_offset", 0.0))
+    dtype = da.dtype
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        stored = np.clip(np.round((phys - offset) / scale), info.min, info.max)
+        return stored * scale + offset
+    return phys.astype(dtype).astype(np.float64)
+
+
+def _tiles(model: Any, ds: xr.Dataset) -> dict[str, Any]:
+    from xr_d2ar.datasets import to_reflectance
+    from xr_d2ar.tiling import TileGrid
+
+    grid = TileGrid.for_shape(ds.sizes["y"], ds.sizes["x"], model.tile_size)
+    phys = to_reflectance(ds["reflectance"]).values  # (t, b, y, x)
+    tiles = grid.to_tiles(phys)  # (t, b, ny, nx, T, T)
+    t, b, ny, nx = tiles.shape[:4]
+    tiles = tiles.transpose(0, 2, 3, 1, 4, 5).reshape(t * ny * nx, b, model.tile_size, model.tile_size)
+    lon, lat = grid.centres(ds)
+    wl = ds["sensor_wavelength"].values[0] if "sensor_wavelength" in ds else ds["wavelength"].values
+    bw = ds["sensor_bandwidth"].values[0] if "sensor_bandwidth" in ds else ds["bandwidth"].values
+    rep = lambda a: np.repeat(np.asarray(a), ny * nx)
+    return {
+        "grid": grid, "tiles": tiles, "shape": (t, b, ny, nx),
+        "meta": {
+            "wavelength": wl, "bandwidth": bw, "lat": np.tile(lat.ravel(), t), "lon": np.tile(lon.ravel(), t),
+            "time": rep(ds["time"].values), "sensor": rep(ds["sensor"].values.astype(str)),
+        },
+    }
+
+
+def _payload_bytes(tokens: np.ndarray, model: Any) -> int:
+    from xr_d2ar.codecs.payload import encode
+
+    return len(encode(tokens, model.token_model, model.sha256))
+
+
+def evaluate_cube(
+    model: Any, name: str, ds: xr.Dataset, *, ratios: Sequence[float], steps: int = 8, seed: int = 0,
+    holdout: float = 0.2,
+) -> dict[str, Any]:
+    """Rows of (target ratio, k, achieved ratio, metrics) for the held-out dates of one cube."""
+    from xr_d2ar.datasets import split_time
+    from xr_d2ar.metrics import Scorer
+
+    _, held = split_time(ds, holdout=holdout)
+    held = held.load()
+    da = held["reflectance"]
+    cut = _tiles(model, held)
+    t, b, ny, nx = cut["shape"]
+    original_bytes = da.size * da.dtype.itemsize
+    cond = CONDITIONING_BYTES_PER_IMAGE * t
+    tokens = model.encode_tiles(cut["tiles"], n_tokens=model.n_tokens, **cut["meta"])
+    tokens = tokens.reshape(t, ny, nx, model.n_tokens)
+    sizes = [_payload_bytes(tokens[..., :k], model) + cond for k in range(model.n_tokens + 1)]
+    labels = held.get("label")
+    scorer = Scorer(da, labels=labels, classify=True, seed=seed)
+    clear = None
+    if "valid" in held:  # the prior's own target: clear pixels (masks are stored losslessly)
+        clear = Scorer(da, mask=held["valid"].values.astype(bool)[:, None], classify=False, seed=seed)
+    index = np.arange(t * ny * nx)
+    rows = []
+    for target in [None, *ratios]:  # None: zero tokens (the prior's own climatology)
+        fits = [k for k, s in enumerate(sizes) if target is None or original_bytes / s >= target]
+        if target is None:
+            k = 0
+        elif not fits:
+            rows.append({"target": target, "status": "cannot reach",
+                         "note": f"largest ratio {original_bytes / sizes[0]:.0f} (k = 0)"})
+            continue
+        else:
+            k = max(fits)
+        rec = model.decode_tiles(tokens[..., :k].reshape(len(index), k), tile_index=index, seed=seed, steps=steps,
+                                 **cut["meta"])
+        rec = rec.reshape(t, ny, nx, b, model.tile_size, model.tile_size).transpose(0, 3, 1, 2, 4, 5)
+        image = _stored_roundtrip(cut["grid"].from_tiles(rec).astype(np.float64), da)
+        row = {"target": target, "status": "ok", "tokens": k, "nbytes": sizes[k],
+               "ratio": original_bytes / sizes[k], "metrics": scorer(image)}
+        if clear is not None:
+            row["metrics_clear"] = {key: clear(image)[key] for key in ("psnr", "ssim", "spectral_angle_deg")}
+        rows.append(row)
+    return {
+        "cube": name, "subset": f"held-out dates (last {t} of {ds.sizes['time']})", "shape": list(da.shape),
+        "dtype": str(da.dtype), "original_bytes": int(original_bytes), "tiles_per_image": ny * nx,
+        "conditioning_bytes": cond, "rows": rows,
+    }
+
+
+def evaluate_prior(
+    model: Any, names: Sequence[str] | None = None, *, ratios: Sequence[float] = (100, 1000, 10000),
+    steps: int = 8, seed: int = 0, progress: bool = True,
+) -> dict[str, Any]:
+    """:func:`evaluate_cube` over sample cubes with two or more dates (default: all of them)."""
+    import torch
+    from tqdm.auto import tqdm
+
+    from xr_d2ar import datasets
+
+    names = list(names or datasets.available())
+    cubes = {n: datasets.open(n) for n in names}
+    multi = [n for n in names if cubes[n].sizes["time"] >= 2]
+    out = {
+        "prior": {"name": model.name, "sha256": model.sha256, "nbytes": model.nbytes,
+                  "training": model.config.get("training", {})},
+        "decode": {"steps": steps, "solver": "euler", "seed": seed},
+        "machine": {"cpu": platform.processor() or platform.machine(), "torch_threads": torch.get_num_threads(),
+                    "device": str(model.device), "date": time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime())},
+        "skipped": [n for n in names if n not in multi],
+        "cubes": [],
+    }
+    for name in tqdm(multi, desc="evaluate", disable=not progress):
+        out["cubes"].append(evaluate_cube(model, name, cubes[name], ratios=ratios, steps=steps, seed=seed))
+    return out
+
+
+def check_tile(model: Any, *, tokens: int, cube: str = "worldcereal_flanders_a_s2", seed: int = 0,
+               steps: int = 8) -> dict[str, Any]:
+    """PSNR of one real tile (first held-out date of ``cube``, tile (0, 0)) through encode/decode.
+
+    What the shipped prior's config records under ``metrics.check`` and its test recomputes.
+    """
+    from xr_d2ar import datasets
+    from xr_d2ar.metrics import psnr
+
+    _, held = datasets.split_time(datasets.open(cube))
+    one = held.isel(time=[0]).load()
+    cut = _tiles(model, one)
+    tok = model.encode_tiles(cut["tiles"][:1], n_tokens=tokens, **_first(cut["meta"]))
+    rec = model.decode_tiles(tok, tile_index=np.array([0]), seed=seed, steps=steps, **_first(cut["meta"]))
+    t = model.tile_size
+    orig = cut["tiles"][:1]
+    clear = one["valid"].values[:, None, :t, :t].astype(bool) if "valid" in one else None
+    out = {"cube": cube, "date": str(one.time.values[0])[:10], "tile": [0, 0], "tokens": tokens, "seed": seed,
+           "steps": steps, "psnr": psnr(orig, rec, data_range=1.0)}
+    if clear is not None and clear.any():
+        out["psnr_clear"] = psnr(orig, rec, data_range=1.0, mask=np.broadcast_to(clear, orig.shape))
+    return out
+
+
+def _first(meta: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v if k in ("wavelength", "bandwidth") else v[:1]) for k, v in meta.items()}
+
+
+def record_in_prior(result: dict[str, Any], model: Any, json_path: str | Path) -> None:
+    """Write the held-out summary and a one-tile check into the prior's JSON config (``metrics``).
+
+    The JSON is not covered by the weights' sha256, so recording does not change the prior's identity.
+    """
+    path = Path(json_path)
+    config = json.loads(path.read_text())
+    held = {}
+    for cube in result["cubes"]:
+        held[cube["cube"]] = {
+            f"{row['target']:g}x": {"tokens": row["tokens"], "ratio": row["ratio"],
+                                   "psnr": row["metrics"]["psnr"], "ssim": row["metrics"]["ssim"]}
+            for row in cube["rows"] if row["status"] == "ok" and row["target"] is not None
+        }
+    k = next(r["tokens"] for r in result["cubes"][[c["cube"] for c in result["cubes"]].index(
+        "worldcereal_flanders_a_s2")]["rows"] if r["status"] == "ok" and r["target"] == 1000)
+    config.setdefault("metrics", {})["held_out"] = held
+    config["metrics"]["check"] = check_tile(model, tokens=k)
+    path.write_text(json.dumps(config, indent=1, sort_keys=True) + "\n")
+
+
+def _best_classical(bench_dir: Path, cube: str, target: float) -> dict[str, Any] | None:
+    path = bench_dir / f"{cube}.json"
+    if not path.is_file():
+        return None
+    rows = json.loads(path.read_text())["rows"]
+    ok = [r for r in rows if r.get("target_ratio") == target and r.get("status") == "ok"
+          and r["codec"] not in ("image-mean", "climatology")]
+    return max(ok, key=lambda r: r["metrics"]["psnr"], default=None)
+
+
+def _cells(m: dict[str, Any]) -> list[str]:
+    cls = m.get("classification") or {}
+    ndvi = m.get("ndvi_mae")
+    return [f"{m['psnr']:.1f}", f"{m['ssim']:.3f}", f"{m['spectral_angle_deg']:.1f}",
+            "-" if ndvi is None else f"{ndvi:.3f}",
+            "-" if "agreement" not in cls else f"{cls['agreement']:.2f}"]
+
+
+def to_markdown(result: dict[str, Any], bench_dir: str | Path) -> str:
+    """A table per cube: D2AR rows beside the best classical codec of ``d2ar bench`` at each target."""
+    bench_dir = Path(bench_dir)
+    p = result["prior"]
+    lines = [
+        "# D2AR prior quality on held-out dates",
+        "",
+        (f"- prior: `{p['name']}` sha256 `{p['sha256'][:16]}`, weights {p['nbytes'] / 1e6:.1f} MB "
+         "(not in the ratios; amortised over an archive)"),
+        (f"- decode: {result['decode']['steps']} Euler steps, seed {result['decode']['seed']}; "
+         f"machine: {result['machine']['cpu']}, {result['machine']['torch_threads']} torch threads, "
+         f"{result['machine']['device']}, {result['machine']['date']}"),
+        "- ratio = original bytes / (entropy-coded token payload incl. header + 3 B conditioning per image)",
+        "- metrics: `xr_d2ar.metrics.Scorer`, as `d2ar bench` (all data pixels; classification agreement)",
+        ("- classical: best PSNR among SZ3/ZFP/SPERR/JPEG 2000/HTJ2K/JPEG XL at that target, from "
+         "`benchmarks/results/bench/<cube>.json`"),
+        f"- skipped (single date, seen in training): {', '.join(result['skipped']) or 'none'}",
+        "",
+    ]
+    head = ("| target | codec | k tokens | achieved | PSNR dB | SSIM | SAM deg | NDVI MAE | class. agree "
+            "| PSNR clear | SSIM clear |")
+    for cube in result["cubes"]:
+        lines += [f"## {cube['cube']}", "", f"{cube['subset']}, shape {cube['shape']} {cube['dtype']}", "",
+                  head, "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for row in cube["rows"]:
+            tgt = "k=0" if row["target"] is None else f"{row['target']:g}"
+            if row["status"] != "ok":
+                lines.append(f"| {tgt} | d2ar | - | {row['status']}: {row['note']} | | | | | | | |")
+                continue
+            mc = row.get("metrics_clear")
+            clear = f"{mc['psnr']:.1f} | {mc['ssim']:.3f}" if mc else "- | -"
+            lines.append(f"| {tgt} | **d2ar** | {row['tokens']} | {row['ratio']:.0f} | "
+                         + " | ".join(_cells(row["metrics"])) + f" | {clear} |")
+            best = None if row["target"] is None else _best_classical(bench_dir, cube["cube"], row["target"])
+            if row["target"] is not None:
+                if best is None:
+                    lines.append(f"| {tgt} | classical | - | none reaches it | | | | | | | |")
+                else:
+                    lines.append(f"| {tgt} | {best['codec']} | - | {best['ratio']:.0f} | "
+                                 + " | ".join(_cells(best["metrics"])) + " | n/a | n/a |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: evaluate a prior and write ``<out>.json`` and ``<out>.md``."""
+    from xr_d2ar.model.api import load_model
+
+    ap = argparse.ArgumentParser(prog="python -m xr_d2ar.train.evaluate", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--prior", default=None, help="prior path (default: the shipped prior)")
+    ap.add_argument("--cubes", nargs="*", default=None, help="sample-cube names (default: all)")
+    ap.add_argument("--ratios", default="100,1000,10000")
+    ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--bench-dir", default="benchmarks/results/bench")
+    ap.add_argument("--out", default="benchmarks/results/prior_quality")
+    ap.add_argument("--record", action="store_true", help="also record the results in the prior's JSON")
+    args = ap.parse_args(argv)
+    model = load_model(args.prior, device="cpu")
+    ratios = [float(r) for r in args.ratios.split(",")]
+    result = evaluate_prior(model, args.cubes, ratios=ratios, steps=args.steps)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(result, indent=1, default=str) + "\n")
+    out.with_suffix(".md").write_text(to_markdown(result, args.bench_dir) + "\n")
+    print(out.with_suffix(".md").read_text())
+    if args.record:
+        from xr_d2ar.model.api import DEFAULT_PRIOR
+        from xr_d2ar.model.checkpoint import prior_paths
+
+        record_in_prior(result, model, prior_paths(args.prior or DEFAULT_PRIOR)[1])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
