@@ -1,0 +1,74 @@
+"""``d2ar compress``: real NetCDF in, token store out, sizes printed; errors name the fix."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from common import cube
+
+from xr_d2ar import datasets, store
+from xr_d2ar.cli import main
+
+CBERS = "cbers4_awfi_bahia"  # 18 dates x 4 bands x 50 x 50 int16
+
+
+def test_compress_a_netcdf_file_and_print_the_measured_ratios(tmp_path, capsys):
+    cube(CBERS)  # skips without data
+    out = tmp_path / "cbers.d2ar.zarr"
+    rc = main(
+        [
+            "compress",
+            str(datasets.data_dir() / f"{CBERS}.nc"),
+            str(out),
+            "--ratio",
+            "500",
+            "--no-progress",
+        ]
+    )
+    assert rc == 0
+    text = capsys.readouterr().out
+    sizes = store.store_sizes(out)
+    assert f"{sizes.token_ratio:,.1f}x tokens only ({sizes.token_bytes:,} B)" in text
+    assert f"{sizes.store_ratio:,.1f}x whole store ({sizes.store_bytes:,} B)" in text
+    assert re.search(r"18 x 4 x 50 x 50 int16, \d+ tokens/tile of 64 px", text)
+    assert (out / "zarr.json").is_file()
+
+
+def test_compress_a_sample_by_name_to_zarr2_with_chunks(tmp_path, capsys):
+    cube(CBERS)
+    out = tmp_path / "cbers2.zarr"
+    assert (
+        main(
+            [
+                "compress",
+                CBERS,
+                str(out),
+                "--tokens",
+                "16",
+                "--zarr-format",
+                "2",
+                "--chunks",
+                "time=6",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    assert (out / ".zattrs").is_file()
+    assert len([p for p in (out / "tokens").iterdir() if p.name[0].isdigit()]) == 3
+    assert "16 tokens/tile" in capsys.readouterr().out
+    assert main(["compress", CBERS, str(out), "--tokens", "16"]) == 1
+    assert "Pass --overwrite" in capsys.readouterr().err
+
+
+def test_errors_name_the_fix(tmp_path, capsys):
+    cube(CBERS)
+    assert main(["compress", "no_such_cube", str(tmp_path / "x.zarr")]) == 1
+    assert "sample cubes: " in capsys.readouterr().err
+    assert main(["compress", CBERS, str(tmp_path / "y.zarr"), "--chunks", "y=20"]) == 1
+    assert "cube.chunk(y=" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["compress", CBERS, str(tmp_path / "z.zarr"), "--chunks", "y:20"])
+    assert exc.value.code == 2
+    assert "name=value" in capsys.readouterr().err

@@ -1,0 +1,360 @@
+"""The ``.d2ar`` accessor on :class:`xarray.Dataset` and :class:`xarray.DataArray`.
+
+``cube.d2ar.compress(...)`` turns a canonical cube into a lazy token Dataset;
+``tokens.d2ar.reconstruct()`` gives the original-looking cube back (lazily);
+``tokens.d2ar.to_zarr(store)`` writes it with the entropy codec; ``tokens.d2ar.encoding()`` says
+how.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from xr_d2ar import parallel, store
+from xr_d2ar.codecs import lookup
+from xr_d2ar.datasets import validate_cube
+from xr_d2ar.errors import ChunkAlignmentError
+from xr_d2ar.parallel import CodingSpec, ModelLike, load_prior, ref_for_store
+from xr_d2ar.tiling import TileGrid
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+    from xr_d2ar.model.api import D2arModel
+
+__all__ = ["D2arDataArrayAccessor", "D2arDatasetAccessor"]
+
+DEFAULT_RATIO = 1000.0
+_BLOCK_BYTES = 32 << 20  # float32 bytes per default Dask block
+_BLOCK_PIXELS = 512  # default y/x chunk, rounded down to whole tiles
+
+
+def _n_tokens(
+    model: D2arModel, ratio: float | None, tokens: int | None, values: xr.DataArray, grid: TileGrid
+) -> int:
+    """Tokens per tile for ``ratio`` of the cube's own bytes (edge padding is not data)."""
+    if ratio is not None and tokens is not None:
+        raise ValueError(
+            f"Pass ratio= or tokens=, not both. Got ratio={ratio!r}, tokens={tokens!r}."
+        )
+    if tokens is None:
+        padded = grid.n_ty * grid.n_tx * grid.tile**2 / (grid.ny * grid.nx)
+        return model.tokens_for_ratio(
+            float(ratio) * padded, n_bands=values.sizes["band"], itemsize=values.dtype.itemsize
+        )
+    if (
+        isinstance(tokens, bool)
+        or not isinstance(tokens, (int, np.integer))
+        or not 0 <= tokens <= model.n_tokens
+    ):
+        raise ValueError(f"tokens must be an int in [0, {model.n_tokens}]. Got {tokens!r} instead.")
+    return int(tokens)
+
+
+def _nodata(data: da.Array, fill: float | None) -> da.Array:
+    """True where the stored value is the fill value (or NaN in a float cube)."""
+    if np.issubdtype(data.dtype, np.floating):
+        return da.isnan(data) if fill is None or np.isnan(fill) else (data == fill) | da.isnan(data)
+    if fill is None:
+        return da.zeros(data.shape, bool, chunks=data.chunks)
+    return data == fill
+
+
+def _aligned(ds: xr.Dataset, chunks: dict[str, tuple[int, ...]]) -> xr.Dataset:
+    """Variables on the pixel grid chunked like the cube (for Zarr); small ones loaded."""
+    out = ds.copy()
+    for name, var in ds.variables.items():
+        if name == "reflectance" or name in ds.indexes:
+            continue
+        if {"y", "x"} & set(var.dims):
+            out[name] = var.chunk({d: chunks[d] for d in var.dims if d in chunks})
+        else:
+            out[name] = var.load()
+    return out
+
+
+def _default_chunks(array: xr.DataArray, tile: int) -> dict[str, int]:
+    step = max(1, _BLOCK_PIXELS // tile) * tile
+    cy, cx = min(array.sizes["y"], step), min(array.sizes["x"], step)
+    per_time = array.sizes["band"] * cy * cx * 4
+    return {"time": max(1, _BLOCK_BYTES // per_time), "band": -1, "y": cy, "x": cx}
+
+
+def _tile_aligned(array: xr.DataArray, tile: int, chunks: dict[str, int] | None) -> xr.DataArray:
+    """The cube as Dask: bands in one chunk, y/x chunks checked (whole tiles but the last)."""
+    if chunks is not None:
+        array = array.chunk(chunks)
+    elif array.chunks is None:
+        array = array.chunk(_default_chunks(array, tile))
+    if len(array.chunks[array.dims.index("band")]) != 1:  # every tile needs all bands: cheap merge
+        array = array.chunk(band=-1)
+    sizes = dict(zip(array.dims, array.chunks))
+    for dim in ("y", "x"):
+        bad = [c for c in sizes[dim][:-1] if c % tile]
+        if bad:
+            good = max(tile, sizes[dim][0] // tile * tile)
+            raise ChunkAlignmentError(
+                f"Chunks along {dim!r} must be whole tiles of {tile} px (all but the last). Got "
+                f"chunks {sizes[dim]} instead. Rechunk with cube.chunk({dim}={good})."
+            )
+    return array
+
+
+class _D2arBase:
+    """What a Dataset and a DataArray share: compress."""
+
+    def __init__(self, obj: xr.Dataset | xr.DataArray) -> None:
+        self._obj = obj
+
+    def _cube(self) -> tuple[xr.Dataset, str, str | None]:
+        """Canonical Dataset, kind, DataArray name."""
+        raise NotImplementedError
+
+    def compress(
+        self,
+        model: ModelLike = None,
+        *,
+        ratio: float | None = None,
+        tokens: int | None = None,
+        seed: int = 0,
+        steps: int | None = None,
+        chunks: dict[str, int] | None = None,
+    ) -> xr.Dataset:
+        """Compress the cube into a lazy token Dataset.
+
+        Parameters
+        ----------
+        model : D2arModel, path or None
+            The prior (``None``: the shipped default).
+        ratio : float, optional
+            Target ratio of source bytes to token bytes (default 1000); picks the tokens per tile
+            from the prior's token model (``D2arModel.tokens_for_ratio``), counting the cube's own
+            pixels only (tiles padded at the far edges get no extra budget).
+        tokens : int, optional
+            Tokens per tile instead of ``ratio`` (0 = the prior's climatology only).
+        seed : int
+            Decode noise seed, recorded in the store.
+        steps : int, optional
+            Decode sampler steps, recorded in the store (default: the prior's ``decode.steps``).
+        chunks : dict, optional
+            Dask chunks to use (``time``, ``y``, ``x``; whole tiles along y/x). Band chunks are
+            merged (every tile needs all bands).
+
+        Returns
+        -------
+        xarray.Dataset
+            Token Dataset (see :mod:`xr_d2ar.store`); the tokens are a lazy Dask array.
+
+        Raises
+        ------
+        MissingCRSError, MissingTimeError, UnknownBandError, ChunkAlignmentError
+            With the fix in the message.
+        """
+        if ratio is None and tokens is None:
+            ratio = DEFAULT_RATIO
+        ds, kind, name = self._cube()
+        validate_cube(ds)
+        prior, ref = load_prior(model)
+        if steps is None:
+            steps = int(prior.config.get("decode", {}).get("steps", 8))
+        prior.check_bands(ds["wavelength"].values)
+        values = _tile_aligned(ds["reflectance"], prior.tile_size, chunks)
+        grid = TileGrid.for_shape(values.sizes["y"], values.sizes["x"], prior.tile_size)
+        k = _n_tokens(prior, ratio, tokens, values, grid)
+        attrs = values.attrs
+        fill = attrs.get("_FillValue")
+        lon, lat = grid.centres(ds)
+        spec = CodingSpec(
+            model=ref,
+            tile=prior.tile_size,
+            n_tokens=k,
+            wavelength=tuple(float(w) for w in ds["wavelength"].values),
+            bandwidth=tuple(float(w) for w in ds["bandwidth"].values),
+            dtype=values.dtype.str,
+            scale_factor=float(attrs.get("scale_factor", 1.0)),
+            add_offset=float(attrs.get("add_offset", 0.0)),
+            fill_value=None if fill is None else float(fill),
+            n_ty=grid.n_ty,
+            n_tx=grid.n_tx,
+            seed=int(seed),
+            steps=int(steps),
+        )
+        time, sensor = ds["time"].values, ds["sensor"].values
+        data = values.data
+        token_array = parallel.encode(data, lat, lon, time, sensor, spec=spec)
+        nodata = _nodata(data, spec.fill_value)
+        out = store.build(
+            _aligned(ds, dict(zip(values.dims, values.chunks))),
+            token_array,
+            nodata,
+            lat,
+            lon,
+            {
+                "model_name": prior.name,
+                "model_sha256": prior.sha256,
+                "model_nbytes": int(prior.nbytes),
+                "tile_size": prior.tile_size,
+                "n_tokens": k,
+                "codebook_size": int(prior.codebook_size),
+                "ratio": None if ratio is None else float(ratio),
+                "seed": int(seed),
+                "steps": int(steps),
+                "variable": "reflectance",
+                "kind": kind,
+                "name": name,
+                "dtype": values.dtype.str,
+                "shape": tuple(values.shape),
+                "chunks": None if self._source_chunks() is None else tuple(values.chunks),
+                "scale_factor": spec.scale_factor,
+                "add_offset": spec.add_offset,
+                "fill_value": spec.fill_value,
+            },
+        )
+        return out
+
+    def _source_chunks(self) -> Any:
+        obj = self._obj
+        return obj.chunks if isinstance(obj, xr.DataArray) else obj["reflectance"].chunks
+
+
+@xr.register_dataset_accessor("d2ar")
+class D2arDatasetAccessor(_D2arBase):
+    """``ds.d2ar``: compress a canonical cube; reconstruct and store a token Dataset."""
+
+    def _cube(self) -> tuple[xr.Dataset, str, str | None]:
+        return self._obj, "Dataset", None
+
+    def layout(self) -> store.TokenLayout:
+        """The token Dataset's layout (raises CubeValidationError on a plain cube)."""
+        return store.TokenLayout.from_attrs(self._obj.attrs)
+
+    def reconstruct(self, model: ModelLike = None) -> xr.Dataset | xr.DataArray:
+        """Decode the token Dataset into the original-looking cube, lazily (Dask).
+
+        Parameters
+        ----------
+        model : D2arModel or path, optional
+            The prior to decode with; by default the one the store names, found by sha256
+            (``$XR_D2AR_MODEL_PATH`` for non-default priors).
+
+        Returns
+        -------
+        xarray.Dataset or xarray.DataArray
+            Same dims, coords, attrs, dtypes and CRS as the compressed cube; masks exact; nodata
+            pixels hold the fill value.
+
+        Raises
+        ------
+        ModelMismatchError
+            If the prior is missing or has another sha256.
+        """
+        tokens = self._obj
+        layout = self.layout()
+        spec = CodingSpec.for_layout(
+            layout,
+            ref_for_store(layout, model),
+            tokens["wavelength"].values,
+            tokens["bandwidth"].values,
+        )
+        token_data = _as_dask(tokens[store.TOKENS])
+        nodata = _as_dask(tokens[store.NODATA])
+        values = parallel.decode(
+            token_data,
+            nodata,
+            tokens[store.TILE_LAT].values,
+            tokens[store.TILE_LON].values,
+            tokens["time"].values,
+            tokens["sensor"].values,
+            spec=spec,
+        )
+        return store.restore(tokens, values)
+
+    def encoding(self, *, zarr_format: int = 3) -> dict[str, dict[str, Any]]:
+        """Zarr encoding of the token Dataset (see :func:`xr_d2ar.store.encoding`)."""
+        return store.encoding(self._obj, zarr_format=zarr_format)
+
+    def to_zarr(
+        self,
+        path: str | os.PathLike,
+        *,
+        zarr_format: int = 3,
+        mode: str = "w-",
+        compute: bool = True,
+        scheduler: str | Client | None = None,
+        resources: dict[str, float] | None = None,
+        progress: bool | None = None,
+    ) -> store.StoreSizes | Any:
+        """Write the token Dataset to a Zarr store (v2 or v3), computing the tokens.
+
+        Parameters
+        ----------
+        path : str or PathLike
+            Store location (a local folder or an fsspec URL).
+        zarr_format : {2, 3}
+            Zarr format.
+        mode : str
+            ``"w-"`` (fail if it exists) or ``"w"`` (overwrite).
+        compute : bool
+            If False, write metadata only and return the Dask ``Delayed`` that writes the chunks.
+        scheduler, resources, progress
+            See :func:`xr_d2ar.parallel.compute`.
+
+        Returns
+        -------
+        StoreSizes or Delayed
+            Sizes on disk against the source bytes (local stores), or the pending write.
+        """
+        import zarr
+
+        layout = self.layout()
+        ds = _for_zarr(self._obj, zarr_format)
+        with zarr.config.set({"json_indent": None}):  # compact metadata: it counts in the ratio
+            pending = ds.to_zarr(
+                path,
+                mode=mode,
+                zarr_format=zarr_format,
+                consolidated=False,
+                compute=False,
+                encoding=self.encoding(zarr_format=zarr_format),
+            )
+        if not compute:
+            return pending
+        ref_path = lookup.known_path(layout.model_sha256)
+        parallel.compute(
+            pending,
+            scheduler=scheduler,
+            resources=resources,
+            progress=progress,
+            model_paths=() if ref_path is None else (str(ref_path),),
+        )
+        return store.store_sizes(path) if Path(path).is_dir() else None
+
+
+def _for_zarr(tokens: xr.Dataset, zarr_format: int) -> xr.Dataset:
+    """Copy without encodings; fixed-width strings become variable-length ones for Zarr v3."""
+    ds = tokens.copy()
+    for name, var in ds.variables.items():
+        var.encoding = {}
+        if zarr_format == 3 and var.dtype.kind == "U":
+            ds[name] = var.astype(object)
+    return ds
+
+
+def _as_dask(array: xr.DataArray) -> da.Array:
+    data = array.data
+    return data if isinstance(data, da.Array) else da.from_array(np.asarray(data), chunks=-1)
+
+
+@xr.register_dataarray_accessor("d2ar")
+class D2arDataArrayAccessor(_D2arBase):
+    """``da.d2ar``: compress a ``(time, band, y, x)`` DataArray (with CRS, dates, wavelengths)."""
+
+    def _cube(self) -> tuple[xr.Dataset, str, str | None]:
+        name = None if self._obj.name is None else str(self._obj.name)
+        return self._obj.to_dataset(name="reflectance"), "DataArray", name
