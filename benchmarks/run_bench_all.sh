@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Regenerate benchmarks/results/bench/<cube>.{json,md,png}: `d2ar bench` on every sample cube.
+# Regenerate benchmarks/results/bench/<cube>.{json,md,png}: `d2ar bench` on every sample cube,
+# then SUMMARY.md (best classical codec per target over all cubes, quoted in BENCHMARKS.md).
 #
 # Multi-date cubes are benched on their held-out dates (last 20%), with the earlier dates as the
 # climatology's history; single-date cubes whole. --crop 512 keeps the central 512x512 pixels of
@@ -25,3 +26,4 @@ for cube in $cubes; do
   d2ar_cli bench --data "$cube" --ratios "$ratios" --crop 512 --out "$out" "$@"
 done
 echo "benched $(echo $cubes | wc -w) cubes in $(( $(date +%s) - start )) s -> $out"
+python -c 'import sys; from xr_d2ar import bench; print("summary:", bench.write_summary(sys.argv[1]))' "$out"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from xr_d2ar import datasets
@@ -20,6 +22,16 @@ needs_data = pytest.mark.skipif(
     not HAVE_DATA,
     reason="sample cubes not found: set XR_D2AR_DATA to the folder of the *.nc cubes (docs/data.md)",
 )
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Under CI (``XR_D2AR_REQUIRE_DATA=1``, set by .ci/run) missing data fails instead of skipping."""
+    if os.environ.get("XR_D2AR_REQUIRE_DATA") == "1" and not HAVE_DATA:
+        pytest.exit(
+            "XR_D2AR_REQUIRE_DATA=1 but no sample cubes were found: set XR_D2AR_DATA to the folder "
+            "of the *.nc cubes (docs/data.md).",
+            returncode=1,
+        )
 
 
 @pytest.fixture(scope="session")

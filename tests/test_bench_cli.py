@@ -96,6 +96,14 @@ def test_cli_writes_reports(tmp_path, capsys):
     assert cls["label_source"].startswith("kmeans") and 0 <= cls["agreement"] <= 1
     assert (tmp_path / "cbers4_awfi_bahia.png").stat().st_size > 10_000
 
+    result = bench.read_report(tmp_path / "cbers4_awfi_bahia.json")
+    assert result.to_dict() == data
+    best = result.best_by_ratio()
+    summary = bench.write_summary(tmp_path).read_text()
+    row = f"| cbers4_awfi_bahia | (4, 4, 32, 32) | 100 | sperr | {best[1]['ratio']:.4g} |"
+    assert row in summary
+    assert "image-mean: ratio, PSNR dB" in summary
+
 
 def test_cli_single_date_cube_has_no_history(tmp_path):
     code = main(

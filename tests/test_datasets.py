@@ -52,6 +52,9 @@ def test_data_dir_option_and_missing_folder(tmp_path):
     with xr_d2ar.set_options(data_dir=str(tmp_path)):
         assert datasets.data_dir() == tmp_path
         assert datasets.available() == []
+    with xr_d2ar.set_options(data_dir=str(tmp_path / "typo")):  # never a silent fallback
+        with pytest.raises(DataNotFoundError, match="typo.*not a folder"):
+            datasets.data_dir()
 
 
 def test_set_options_rejects_unknown_and_bad_values():
@@ -173,3 +176,21 @@ def test_open_cube_errors_name_the_fix(flanders):
         datasets.open_cube([1, 2, 3])
     with pytest.raises(CubeValidationError, match="dims"):
         datasets.validate_cube(flanders.transpose("band", "time", "y", "x"))
+
+
+def test_open_cube_keeps_grid_variables_and_names_what_it_leaves_out(flanders):
+    src = flanders.isel(time=slice(0, 2)).assign(
+        cloud_prob=flanders["valid"].isel(time=slice(0, 2)) * 0.5,  # (time, y, x): kept
+        hist=(("bin",), np.arange(4)),  # another dimension: cannot travel with the cube
+    )
+    with pytest.warns(UserWarning, match=r"left out: hist\('bin',\)"):
+        ds = datasets.open_cube(src)
+    for name in ("valid", "scene_class", "label", "crop_type", "cloud_prob"):
+        assert ds[name].dims == src[name].dims
+        np.testing.assert_array_equal(ds[name].values, src[name].values)
+
+
+def test_open_cube_refuses_a_crs_that_contradicts_the_source(flanders):
+    with pytest.raises(CubeValidationError, match="already has a CRS.*reproject"):
+        datasets.open_cube(flanders, crs="EPSG:4326")
+    assert datasets.open_cube(flanders, crs="EPSG:32631").rio.crs.to_epsg() == 32631

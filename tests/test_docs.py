@@ -1,4 +1,4 @@
-"""The documentation builds with warnings as errors, and the docstring examples run."""
+"""The documentation builds with warnings as errors (docstring examples run via --doctest-modules)."""
 
 from __future__ import annotations
 

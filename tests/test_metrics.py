@@ -75,6 +75,17 @@ def test_ndvi_mae_hand_value():
     assert metrics.ndvi_mae(o, r, wavelength=[665, 842]) == pytest.approx(2 / 3 - 1 / 2)
 
 
+def test_ndvi_hand_values_any_leading_dims():
+    x = np.zeros((2, 3, 1, 3))  # (time, band, y, x); red = band 0, NIR = band 2
+    x[:, 0] = [0.1, 0.0, np.nan]
+    x[:, 2] = [0.5, 0.0, 0.3]
+    out = metrics.ndvi(x, 0, 2)
+    assert out.shape == (2, 1, 3)
+    np.testing.assert_allclose(out[0, 0, :2], [0.4 / 0.6, 0.0])  # 0 where NIR + red is 0
+    assert np.isnan(out[0, 0, 2])  # nodata stays nodata
+    np.testing.assert_allclose(metrics.ndvi(x[0], 0, 2), out[0])
+
+
 def test_ndvi_needs_red_and_nir():
     x = np.ones((2, 4, 4))
     with pytest.raises(UnknownBandError, match="wavelength"):

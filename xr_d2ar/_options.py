@@ -17,20 +17,26 @@ OPTIONS: dict[str, Any] = {
     "data_dir": _data_dir_default(),
     "progress": True,
     "device": "auto",
+    "decode_engine": "auto",
 }
 
 _DEVICES = ("auto", "cpu", "cuda")
+#: Decoders of the prior: torch, or the cext runtime (bit-identical across CPUs); "auto" = cext
+#: when the model is on the CPU, torch on a GPU.
+DECODE_ENGINES = ("auto", "torch", "cext")
 
 _VALIDATORS: dict[str, Callable[[Any], bool]] = {
     "data_dir": lambda v: v is None or isinstance(v, (str, os.PathLike)),
     "progress": lambda v: isinstance(v, bool),
     "device": lambda v: isinstance(v, str) and (v in _DEVICES or v.startswith("cuda:")),
+    "decode_engine": lambda v: v in DECODE_ENGINES,
 }
 
 _DESCRIPTIONS = {
     "data_dir": "a folder path or None",
     "progress": "True or False",
     "device": "'auto', 'cpu', 'cuda' or 'cuda:N'",
+    "decode_engine": "'auto', 'torch' or 'cext'",
 }
 
 
@@ -50,6 +56,10 @@ class set_options:
         Show progress bars on long work (default True).
     device : str
         Where torch decoding runs: ``'auto'`` (GPU when present), ``'cpu'``, ``'cuda'``.
+    decode_engine : str
+        What decodes the prior: ``'cext'`` (our CPU kernels, :mod:`xr_d2ar.runtime`; the same
+        bits on every CPU and faster than torch there), ``'torch'``, or ``'auto'`` (default:
+        cext when the model is on the CPU, torch on a GPU).
 
     Examples
     --------

@@ -9,6 +9,7 @@ how.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,10 +45,23 @@ def _n_tokens(
             f"Pass ratio= or tokens=, not both. Got ratio={ratio!r}, tokens={tokens!r}."
         )
     if tokens is None:
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float, np.number)) or not (
+            np.isfinite(ratio) and ratio > 0
+        ):
+            raise ValueError(f"ratio must be a positive number, e.g. 1000. Got {ratio!r} instead.")
         padded = grid.n_ty * grid.n_tx * grid.tile**2 / (grid.ny * grid.nx)
-        return model.tokens_for_ratio(
+        k = model.tokens_for_ratio(
             float(ratio) * padded, n_bands=values.sizes["band"], itemsize=values.dtype.itemsize
         )
+        if k == 0:
+            warnings.warn(
+                f"ratio={ratio:g} leaves no room for a single token per tile: the cube is stored "
+                "as its dates and places only and decodes to the prior's climatology. Pass a "
+                "smaller ratio (or tokens=1) to keep per-tile information.",
+                UserWarning,
+                stacklevel=3,
+            )
+        return k
     if (
         isinstance(tokens, bool)
         or not isinstance(tokens, (int, np.integer))
@@ -57,13 +71,20 @@ def _n_tokens(
     return int(tokens)
 
 
+def _check_int(name: str, value: Any, *, minimum: int) -> None:
+    """Raise ValueError unless ``value`` is an int >= ``minimum`` (bools and floats refused)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}. Got {value!r} instead.")
+
+
 def _nodata(data: da.Array, fill: float | None) -> da.Array:
-    """True where the stored value is the fill value (or NaN in a float cube)."""
+    """Nodata codes (uint8): 1 where the stored value is the fill value, 2 where it is NaN, else 0."""
+    codes = da.zeros(data.shape, np.uint8, chunks=data.chunks)
+    if fill is not None and not np.isnan(fill):
+        codes = da.where(data == fill, np.uint8(store.NODATA_FILL), codes)
     if np.issubdtype(data.dtype, np.floating):
-        return da.isnan(data) if fill is None or np.isnan(fill) else (data == fill) | da.isnan(data)
-    if fill is None:
-        return da.zeros(data.shape, bool, chunks=data.chunks)
-    return data == fill
+        codes = da.where(da.isnan(data), np.uint8(store.NODATA_NAN), codes)
+    return codes.astype(np.uint8)
 
 
 def _aligned(ds: xr.Dataset, chunks: dict[str, tuple[int, ...]]) -> xr.Dataset:
@@ -102,6 +123,13 @@ def _tile_aligned(array: xr.DataArray, tile: int, chunks: dict[str, int] | None)
             raise ChunkAlignmentError(
                 f"Chunks along {dim!r} must be whole tiles of {tile} px (all but the last). Got "
                 f"chunks {sizes[dim]} instead. Rechunk with cube.chunk({dim}={good})."
+            )
+    for dim in ("time", "y", "x"):  # Zarr chunks are regular: one size, a smaller last chunk
+        c = sizes[dim]
+        if len(set(c[:-1])) > 1 or c[-1] > c[0]:
+            raise ChunkAlignmentError(
+                f"Chunks along {dim!r} must all have one size (the last may be smaller) to be "
+                f"stored in Zarr. Got chunks {c} instead. Rechunk with cube.chunk({dim}={c[0]})."
             )
     return array
 
@@ -158,6 +186,9 @@ class _D2arBase:
         """
         if ratio is None and tokens is None:
             ratio = DEFAULT_RATIO
+        _check_int("seed", seed, minimum=0)
+        if steps is not None:
+            _check_int("steps", steps, minimum=1)
         ds, kind, name = self._cube()
         validate_cube(ds)
         prior, ref = load_prior(model)
@@ -234,7 +265,9 @@ class D2arDatasetAccessor(_D2arBase):
         """The token Dataset's layout (raises CubeValidationError on a plain cube)."""
         return store.TokenLayout.from_attrs(self._obj.attrs)
 
-    def reconstruct(self, model: ModelLike = None) -> xr.Dataset | xr.DataArray:
+    def reconstruct(
+        self, model: ModelLike = None, *, engine: str | None = None
+    ) -> xr.Dataset | xr.DataArray:
         """Decode the token Dataset into the original-looking cube, lazily (Dask).
 
         Parameters
@@ -242,6 +275,9 @@ class D2arDatasetAccessor(_D2arBase):
         model : D2arModel or path, optional
             The prior to decode with; by default the one the store names, found by sha256
             (``$XR_D2AR_MODEL_PATH`` for non-default priors).
+        engine : {"auto", "cext", "torch"}, optional
+            What decodes the tiles (default: the ``decode_engine`` option, ``"auto"``: our cext
+            CPU kernels when the prior is on the CPU, the same bits on every CPU; torch on a GPU).
 
         Returns
         -------
@@ -261,6 +297,7 @@ class D2arDatasetAccessor(_D2arBase):
             ref_for_store(layout, model),
             tokens["wavelength"].values,
             tokens["bandwidth"].values,
+            engine,
         )
         token_data = _as_dask(tokens[store.TOKENS])
         nodata = _as_dask(tokens[store.NODATA])

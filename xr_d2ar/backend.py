@@ -90,7 +90,7 @@ class D2arArrayWrapper(BackendArray):
         r = np.searchsorted(rows, iy // tile)[:, None]
         c = np.searchsorted(cols, ix // tile)[None, :]
         out = tiles[:, ib][:, :, r, c, (iy % tile)[:, None], (ix % tile)[None, :]]
-        out[group[store.NODATA].oindex[it, ib, iy, ix]] = self.spec.nodata_value()
+        self.spec.restore_nodata(out, group[store.NODATA].oindex[it, ib, iy, ix])
         return out.reshape(tuple(s for s, drop in zip(out_shape, scalar) if not drop))
 
 
@@ -100,6 +100,7 @@ def open_dataset(
     chunks: dict[str, int] | None = None,
     model: Any = None,
     drop_variables: Iterable[str] | None = None,
+    decode_engine: str | None = None,
 ) -> xr.Dataset:
     """Open a token store as the original-looking cube (nothing is decoded until indexed).
 
@@ -113,6 +114,9 @@ def open_dataset(
         Prior to decode with; by default the one the store names, found by sha256.
     drop_variables : iterable of str, optional
         Variables not to open.
+    decode_engine : {"auto", "cext", "torch"}, optional
+        What decodes the tiles (default: the ``decode_engine`` option, ``"auto"``: our cext CPU
+        kernels when the prior is on the CPU, torch on a GPU).
 
     Returns
     -------
@@ -135,10 +139,13 @@ def open_dataset(
         chunks=chunks,
         model=model,
         drop_variables=drop_variables,
+        decode_engine=decode_engine,
     )
 
 
-def _open(path: str, model: Any, drop_variables: Iterable[str] | None) -> xr.Dataset:
+def _open(
+    path: str, model: Any, drop_variables: Iterable[str] | None, decode_engine: str | None
+) -> xr.Dataset:
     tokens = xr.open_zarr(path, chunks=None, consolidated=False, mask_and_scale=False)
     layout = store.TokenLayout.from_attrs(tokens.attrs)
     spec = CodingSpec.for_layout(
@@ -146,6 +153,7 @@ def _open(path: str, model: Any, drop_variables: Iterable[str] | None) -> xr.Dat
         ref_for_store(layout, model),
         tokens["wavelength"].values,
         tokens["bandwidth"].values,
+        decode_engine,
     )
     grid = layout.grid
     wrapper = D2arArrayWrapper(
@@ -177,8 +185,7 @@ class D2arBackendEntrypoint(BackendEntrypoint):
     """xarray engine for xr_d2ar token stores (Zarr v2/v3 written by ``d2ar``)."""
 
     description = "Open xr_d2ar token stores (generative compression of EO cubes) lazily"
-    url = "https://github.com/xr-d2ar/xr_d2ar"
-    open_dataset_parameters = ("filename_or_obj", "drop_variables", "model")
+    open_dataset_parameters = ("filename_or_obj", "drop_variables", "model", "decode_engine")
 
     def open_dataset(  # type: ignore[override]
         self,
@@ -186,13 +193,14 @@ class D2arBackendEntrypoint(BackendEntrypoint):
         *,
         drop_variables: Iterable[str] | None = None,
         model: Any = None,
+        decode_engine: str | None = None,
     ) -> xr.Dataset:
         if not isinstance(filename_or_obj, (str, os.PathLike)):
             raise TypeError(
                 "engine='d2ar' opens a token store by path or URL. Got "
                 f"{type(filename_or_obj).__name__} instead."
             )
-        return _open(os.fspath(filename_or_obj), model, drop_variables)
+        return _open(os.fspath(filename_or_obj), model, drop_variables, decode_engine)
 
     def guess_can_open(self, filename_or_obj: Any) -> bool:
         """True for a local Zarr folder whose root attributes carry ``d2ar_format_version``."""

@@ -527,6 +527,59 @@ def plot_rd(result: BenchResult, path: str | os.PathLike) -> Path:
     return path
 
 
+def read_report(path: str | os.PathLike) -> BenchResult:
+    """Read a ``<cube>.json`` written by :func:`write_report` back into a :class:`BenchResult`."""
+    d = json.loads(Path(path).read_text())
+    d["rows"] = [BenchRow(**row) for row in d["rows"]]
+    return BenchResult(**d)
+
+
+def summary_markdown(results: Sequence[BenchResult]) -> str:
+    """One table over cubes: the best classical codec at each target, and the image-mean reference."""
+    lines = [
+        "| cube | shape (t, band, y, x) | target | best classical | achieved | PSNR dB | SSIM |"
+        " image-mean: ratio, PSNR dB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for result in sorted(results, key=lambda r: r.cube):
+        ref = next((r for r in result.rows if r.codec == "image-mean" and r.status == "ok"), None)
+        ref_cell = f"{ref.ratio:.0f}x, {ref.metrics['psnr']:.1f}" if ref else "-"
+        for b in result.best_by_ratio():
+            best = (
+                f"{b['codec']} | {b['ratio']:.4g} | {b['psnr']:.1f} | {b['ssim']:.3f}"
+                if b["codec"]
+                else "none reaches it | | |"
+            )
+            lines.append(
+                f"| {result.cube} | {tuple(result.shape)} | {b['target_ratio']:g} | {best} | "
+                f"{ref_cell} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def write_summary(out_dir: str | os.PathLike) -> Path:
+    """Write ``SUMMARY.md`` in ``out_dir`` from every ``<cube>.json`` report there; return its path."""
+    out = Path(out_dir)
+    reports = sorted(out.glob("*.json"))
+    if not reports:
+        raise FileNotFoundError(f"No bench reports (*.json) in {out}. Run d2ar bench --out {out} first.")
+    results = [read_report(p) for p in reports]
+    machines = sorted({f"{r.machine.get('cpu')}, {r.machine.get('cores')} cores" for r in results})
+    dates = sorted(str(r.machine.get("date")) for r in results)
+    head = [
+        "# d2ar bench: best classical codec per target ratio, all cubes",
+        "",
+        f"- machine: {'; '.join(machines)}; runs from {dates[0]} to {dates[-1]}",
+        "- ratio = original bytes in the source dtype / compressed bytes incl. headers; PSNR over all",
+        "  bands with the data range stated in each cube's report; details in `<cube>.md`",
+        "",
+        "",
+    ]
+    path = out / "SUMMARY.md"
+    path.write_text("\n".join(head) + summary_markdown(results))
+    return path
+
+
 def write_report(result: BenchResult, out_dir: str | os.PathLike) -> dict[str, Path]:
     """Write ``<cube>.json``, ``.md`` and ``.png`` into ``out_dir``; return their paths."""
     out = Path(out_dir)

@@ -18,19 +18,22 @@ from __future__ import annotations
 
 import builtins
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import rioxarray
+import rioxarray  # registers .rio: canonical cubes promise ds.rio.crs works
 import xarray as xr
+from pyproj import CRS
 
 from xr_d2ar import geo
 from xr_d2ar._options import OPTIONS
 from xr_d2ar.errors import (
     CubeValidationError,
     DataNotFoundError,
+    MissingCRSError,
     MissingTimeError,
     UnknownBandError,
 )
@@ -85,11 +88,19 @@ def data_dir() -> Path:
     Raises
     ------
     DataNotFoundError
-        If none of these folders exists.
+        If a configured folder (option or environment variable) does not exist, or none of the
+        default folders does.
     """
     configured = OPTIONS["data_dir"] or os.environ.get("XR_D2AR_DATA")
-    candidates = [Path(configured)] if configured else []
-    candidates += [
+    if configured:
+        if not Path(configured).is_dir():
+            source = "set_options(data_dir=...)" if OPTIONS["data_dir"] else "$XR_D2AR_DATA"
+            raise DataNotFoundError(
+                f"{source} is {os.fspath(configured)!r}, which is not a folder. Point it at the "
+                "folder of the sample cubes (*.nc); docs/data.md says where each cube comes from."
+            )
+        return Path(configured)
+    candidates = [
         Path.cwd().parent / "shared" / "data",
         Path(__file__).resolve().parents[2] / "shared" / "data",
     ]
@@ -127,7 +138,7 @@ def open(name: str, *, chunks: dict[str, int] | None = None) -> xr.Dataset:
     Examples
     --------
     >>> import xr_d2ar
-    >>> ds = xr_d2ar.datasets.open("cbers4_awfi_bahia")  # doctest: +SKIP
+    >>> ds = xr_d2ar.datasets.open("cbers4_awfi_bahia")
     >>> ds.reflectance.dims
     ('time', 'band', 'y', 'x')
     """
@@ -205,7 +216,8 @@ def open_cube(
     variable : str, optional
         Name of the reflectance variable when the Dataset has several candidates.
     crs : optional
-        CRS to use when the source has none (anything :class:`pyproj.CRS` accepts, e.g. ``"EPSG:32631"``).
+        CRS to use when the source has none (anything :class:`pyproj.CRS` accepts, e.g.
+        ``"EPSG:32631"``); refused when it contradicts the source's own CRS.
     time : optional
         Observation time(s) when the source has no ``time`` dimension (one value per image).
     wavelength, bandwidth : sequence of float, optional
@@ -217,7 +229,9 @@ def open_cube(
     Returns
     -------
     xarray.Dataset
-        Canonical cube (see module docstring); nothing is rescaled or dropped.
+        Canonical cube (see module docstring): the reflectance variable plus every other variable
+        on its ``(time, band, y, x)`` grid (masks, labels); nothing is rescaled. Variables with
+        other dimensions are left out with a warning naming them.
 
     Raises
     ------
@@ -238,15 +252,36 @@ def open_cube(
         )
     da = da.transpose(*DIMS)
     out = da.to_dataset(name="reflectance")
-    for name in ("valid", "scene_class", "label", "crop_type"):
-        if isinstance(ds, xr.Dataset) and name in ds.data_vars:
-            out[name] = ds[name]
+    _keep_grid_variables(out, ds, picked=da.name)
     out = _ensure_crs(out, ds, crs)
     out = _ensure_sensor(out, sensor)
     out = _ensure_wavelengths(out, wavelength, bandwidth)
     out.attrs.update(ds.attrs if isinstance(ds, xr.Dataset) else {})
     validate_cube(out)
     return out
+
+
+def _keep_grid_variables(out: xr.Dataset, ds: xr.Dataset, picked: Any) -> None:
+    """Carry the source's other variables on the cube grid (masks, labels) into ``out``.
+
+    A variable with a dimension outside ``(time, band, y, x)`` cannot travel with the cube: it is
+    left out with a warning naming it, never silently.
+    """
+    dropped = []
+    for name, var in ds.data_vars.items():
+        if name in (picked, "reflectance"):
+            continue
+        if set(var.dims) <= set(DIMS):
+            out[name] = var
+        else:
+            dropped.append(f"{name}{var.dims}")
+    if dropped:
+        warnings.warn(
+            f"open_cube keeps the variables on the cube's {DIMS} grid; left out: "
+            f"{', '.join(dropped)}. Keep them from the source Dataset if you need them.",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _read_source(source: str | os.PathLike | xr.Dataset | xr.DataArray) -> xr.Dataset:
@@ -366,7 +401,21 @@ def _ensure_band(da: xr.DataArray) -> xr.DataArray:
 
 
 def _ensure_crs(out: xr.Dataset, src: xr.Dataset, crs: Any) -> xr.Dataset:
-    found = geo.cube_crs(src) if crs is None else crs
+    if crs is None:
+        found = geo.cube_crs(src)
+    else:
+        try:
+            existing = geo.cube_crs(src)
+        except MissingCRSError:
+            existing = None
+        if existing is not None and existing != CRS.from_user_input(crs):
+            raise CubeValidationError(
+                f"The cube already has a CRS ({existing.to_string()}); crs={crs!r} would relabel "
+                "its coordinates, not reproject them. Leave crs= out, or reproject first with "
+                "ds.rio.reproject(...).",
+                missing="crs",
+            )
+        found = crs
     out = out.drop_vars("spatial_ref", errors="ignore").rio.write_crs(found)
     out["reflectance"].attrs["grid_mapping"] = "spatial_ref"
     return out

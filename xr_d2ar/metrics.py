@@ -43,6 +43,7 @@ __all__ = [
     "evaluate",
     "find_red_nir",
     "max_abs_error",
+    "ndvi",
     "ndvi_mae",
     "psnr",
     "psnr_per_band",
@@ -270,9 +271,14 @@ def _angles(ref: _Original, rec: np.ndarray) -> np.ndarray:
     return np.degrees(np.where(zero, np.pi / 2, ang))
 
 
-def _ndvi(x: np.ndarray, red: int, nir: int) -> np.ndarray:
-    """NDVI clipped to [-1, 1]; 0 where red + NIR is 0. ``x`` is (N, B, H, W) -> (N, H, W)."""
-    r, n = x[:, red], x[:, nir]
+def ndvi(x: ArrayLike, red: int, nir: int) -> np.ndarray:
+    """NDVI ``(NIR - red) / (NIR + red)`` clipped to [-1, 1]; 0 where NIR + red is 0, NaN stays NaN.
+
+    ``x`` is ``(..., band, y, x)`` physical values; returns ``(..., y, x)`` float64. Band indices
+    from :func:`find_red_nir`.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    r, n = x[..., red, :, :], x[..., nir, :, :]
     den = n + r
     safe = np.where(den != 0, den, 1.0)
     return np.clip(np.where(den != 0, (n - r) / safe, 0.0), -1.0, 1.0)
@@ -282,7 +288,7 @@ def _ndvi_mae(ref: _Original, rec: np.ndarray, red: int, nir: int) -> float:
     ok = ref.valid[:, red] & ref.valid[:, nir]
     if not ok.any():
         return float("nan")
-    diff = np.abs(_ndvi(rec, red, nir) - _ndvi(np.nan_to_num(ref.values), red, nir))
+    diff = np.abs(ndvi(rec, red, nir) - ndvi(np.nan_to_num(ref.values), red, nir))
     return float(diff[ok].mean())
 
 

@@ -9,8 +9,9 @@ distributed's progress bar; ``resources=`` (e.g. ``{"GPU": 1}``) pins the tasks 
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Union
@@ -19,10 +20,10 @@ import dask
 import dask.array as da
 import numpy as np
 
-from xr_d2ar._options import OPTIONS
+from xr_d2ar._options import DECODE_ENGINES, OPTIONS
 from xr_d2ar.codecs import lookup
 from xr_d2ar.errors import ModelMismatchError
-from xr_d2ar.store import TokenLayout, token_chunks
+from xr_d2ar.store import NODATA_FILL, NODATA_NAN, TokenLayout, token_chunks
 from xr_d2ar.tiling import TileGrid
 
 if TYPE_CHECKING:
@@ -89,6 +90,8 @@ class CodingSpec:
         Tiles per image (for the global tile index that seeds the decode noise).
     seed, steps : int
         Decode noise seed and sampler steps.
+    engine : str
+        Decoder: ``"torch"``, ``"cext"`` or ``"auto"`` (cext when the model is on the CPU).
     """
 
     model: ModelRef
@@ -104,12 +107,27 @@ class CodingSpec:
     n_tx: int
     seed: int = 0
     steps: int = 8
+    engine: str = "auto"
 
     @classmethod
     def for_layout(
-        cls, layout: TokenLayout, model: ModelRef, wavelength: Any, bandwidth: Any
+        cls,
+        layout: TokenLayout,
+        model: ModelRef,
+        wavelength: Any,
+        bandwidth: Any,
+        engine: str | None = None,
     ) -> CodingSpec:
-        """Decode settings of a token Dataset (its layout and per-band wavelength/bandwidth, nm)."""
+        """Decode settings of a token Dataset (its layout and per-band wavelength/bandwidth, nm).
+
+        ``engine``: ``"torch"``, ``"cext"`` or ``"auto"``; ``None`` takes the ``decode_engine``
+        option (see :class:`xr_d2ar.set_options`).
+        """
+        engine = OPTIONS["decode_engine"] if engine is None else engine
+        if engine not in DECODE_ENGINES:
+            raise ValueError(
+                f"engine must be one of {DECODE_ENGINES}. Got {engine!r} instead."
+            )
         grid = layout.grid
         return cls(
             model=model,
@@ -125,6 +143,7 @@ class CodingSpec:
             n_tx=grid.n_tx,
             seed=layout.seed,
             steps=layout.steps,
+            engine=engine,
         )
 
     def batch(self) -> int:
@@ -154,10 +173,16 @@ class CodingSpec:
             out[out == fill] = fill + 1 if fill < info.max else fill - 1
         return out
 
-    def nodata_value(self) -> Any:
-        """The fill value in the storage dtype (NaN for float cubes without one)."""
-        fill = np.nan if self.fill_value is None else self.fill_value
-        return np.dtype(self.dtype).type(fill)
+    def restore_nodata(self, out: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """Put the source's fill value / NaN back where ``codes`` (the store's nodata) say; in place."""
+        codes = np.asarray(codes)
+        fill = codes == NODATA_FILL
+        if fill.any():
+            out[fill] = np.dtype(self.dtype).type(self.fill_value)
+        nan = codes == NODATA_NAN
+        if nan.any():
+            out[nan] = np.nan
+        return out
 
 
 def load_prior(model: ModelLike) -> tuple[D2arModel, ModelRef]:
@@ -245,6 +270,8 @@ def decode_tiles(
     ``(nt, B, R, C, T, T)`` (nodata not applied).
     """
     model = spec.model.load()
+    decode = _decoder(model, spec.engine)
+    solver = model.config.get("decode", {}).get("solver", "euler")
     nt, rows, cols, k = tokens.shape
     flat = tokens.reshape(nt * rows * cols, k)
     index = tile_index.reshape(-1).astype(np.int64)
@@ -252,12 +279,23 @@ def decode_tiles(
         (flat.shape[0], len(spec.wavelength), spec.tile, spec.tile), np.dtype(spec.dtype)
     )
     for sl, cond in _batches(lat, lon, time, sensor, spec):
-        phys = model.decode_tiles(
-            flat[sl], tile_index=index[sl], seed=spec.seed, steps=spec.steps, **cond
+        phys = decode(
+            flat[sl], tile_index=index[sl], seed=spec.seed, steps=spec.steps, solver=solver, **cond
         )
         out[sl] = spec.to_stored(phys)
     out = out.reshape(nt, rows, cols, -1, spec.tile, spec.tile)
     return out.transpose(0, 3, 1, 2, 4, 5)
+
+
+def _decoder(model: D2arModel, engine: str) -> Callable[..., np.ndarray]:
+    """``model.decode_tiles`` (torch) or its cext twin, for ``engine`` resolved on this worker."""
+    if engine == "auto":
+        engine = "torch" if model.device.type != "cpu" else "cext"
+    if engine == "cext":
+        from xr_d2ar import runtime
+
+        return functools.partial(runtime.decode_tiles, model)
+    return model.decode_tiles
 
 
 def _batches(lat, lon, time, sensor, spec: CodingSpec) -> Iterator[tuple[slice, dict[str, Any]]]:
@@ -299,9 +337,7 @@ def _decode_block(tokens, nodata, lat, lon, time, sensor, t, rows, cols, *, spec
     tiles = decode_tiles(tokens, lat, lon, time, sensor, tile_index(t, rows, cols, spec), spec=spec)
     ny, nx = nodata.shape[-2:]
     out = TileGrid.for_shape(ny, nx, spec.tile).from_tiles(tiles)
-    out = np.array(out, copy=True)
-    out[nodata] = spec.nodata_value()
-    return out
+    return spec.restore_nodata(np.array(out, copy=True), nodata)
 
 
 # --------------------------------------------------------------------------- Dask graphs

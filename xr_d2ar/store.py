@@ -3,7 +3,8 @@
 A compressed cube is an ordinary :class:`xarray.Dataset`::
 
     tokens   (time, tile_y, tile_x, token) int32   control tokens, entropy-coded in Zarr
-    nodata   (time, band, y, x) bool                pixels equal to the source _FillValue (lossless)
+    nodata   (time, band, y, x) uint8               1 where the source held its _FillValue, 2 NaN
+                                                    (CF flags; lossless)
     valid, scene_class, label, crop_type, ...      every other source variable, verbatim (lossless)
     coords   time, sensor, band, wavelength, bandwidth, ... (every source coordinate without y/x),
              spatial_ref (CRS), tile_lat / tile_lon (tile_y, tile_x) tile centres in degrees
@@ -45,6 +46,8 @@ __all__ = [
 
 FORMAT_VERSION = 1
 TOKENS, NODATA, TILE_LAT, TILE_LON = "tokens", "nodata", "tile_lat", "tile_lon"
+#: Codes of the ``nodata`` variable (CF flags): the source held its fill value / NaN there.
+NODATA_FILL, NODATA_NAN = 1, 2
 RESERVED = (TOKENS, NODATA, TILE_LAT, TILE_LON)
 _MASK_CLEVEL = 9
 
@@ -267,7 +270,8 @@ def build(
         Canonical cube (the compressed variable is ``layout_fields['variable']``).
     tokens : array (time, tile_y, tile_x, token) int32
         Control tokens (numpy or Dask).
-    nodata : array (time, band, y, x) bool
+    nodata : array (time, band, y, x) uint8
+        Codes :data:`NODATA_FILL` / :data:`NODATA_NAN` (0 elsewhere).
         True where the source equals its fill value.
     lat, lon : numpy.ndarray (tile_y, tile_x)
         Tile centres in degrees.
@@ -310,7 +314,13 @@ def build(
         attrs={"long_name": "D2AR control tokens (coarse to fine)"},
     )
     data_vars[NODATA] = xr.Variable(
-        source[var].dims, nodata, attrs={"long_name": f"True where {var} equals its _FillValue"}
+        source[var].dims,
+        nodata,
+        attrs={
+            "long_name": f"where {var} held its _FillValue or NaN (restored exactly on decode)",
+            "flag_values": np.array([NODATA_FILL, NODATA_NAN], np.uint8),
+            "flag_meanings": "fill_value not_a_number",
+        },
     )
     coords[TILE_LAT] = xr.Variable(("tile_y", "tile_x"), lat, attrs={"units": "degrees_north"})
     coords[TILE_LON] = xr.Variable(("tile_y", "tile_x"), lon, attrs={"units": "degrees_east"})

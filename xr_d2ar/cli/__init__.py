@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 __all__ = ["build_parser", "main"]
@@ -16,7 +17,7 @@ _COMMANDS = ("train", "compress", "reconstruct", "info", "bench", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Return the ``d2ar`` parser with every sub-command that is installed."""
+    """Return the ``d2ar`` parser with every sub-command."""
     from xr_d2ar import __version__
 
     parser = argparse.ArgumentParser(
@@ -26,13 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"xr_d2ar {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _COMMANDS:
-        try:
-            module = importlib.import_module(f"xr_d2ar.cli.{name}")
-        except ModuleNotFoundError as exc:  # sub-command not built yet in this checkout
-            if exc.name != f"xr_d2ar.cli.{name}":
-                raise
-            continue
-        module.register(sub)
+        importlib.import_module(f"xr_d2ar.cli.{name}").register(sub)
     return parser
 
 
@@ -47,8 +42,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except D2arError as exc:
+    except (D2arError, ValueError, OSError) as exc:  # bad input: the message names the fix
+        if os.environ.get("XR_D2AR_DEBUG") == "1":
+            raise
         print(f"d2ar {args.command}: error: {exc}", file=sys.stderr)
+        print("(set XR_D2AR_DEBUG=1 for the full traceback)", file=sys.stderr)
         return 1
 
 

@@ -98,8 +98,13 @@ def open_input(
 
 def size_line(sizes: Any) -> str:
     """One line with both ratios, the bytes, and the prior's size beside them."""
+    tokens = (
+        f"{sizes.token_ratio:,.1f}x tokens only ({sizes.token_bytes:,} B)"
+        if sizes.token_bytes
+        else "no tokens stored (0 B: dates and places only, the prior's climatology)"
+    )
     return (
-        f"{sizes.token_ratio:,.1f}x tokens only ({sizes.token_bytes:,} B), "
+        f"{tokens}, "
         f"{sizes.store_ratio:,.1f}x whole store ({sizes.store_bytes:,} B); source "
         f"{sizes.source_bytes:,} B; prior {sizes.model_bytes / 1e6:.1f} MB (not in the store)"
     )

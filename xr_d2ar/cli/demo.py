@@ -26,12 +26,6 @@ def _rgb(values: np.ndarray, idx: list[int], lo: np.ndarray, hi: np.ndarray) -> 
     return np.clip((rgb - lo) / np.maximum(hi - lo, 1e-6), 0.0, 1.0)
 
 
-def _ndvi(values: np.ndarray, red: int, nir: int) -> np.ndarray:
-    r, n = values[red].astype(np.float64), values[nir].astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.clip((n - r) / (n + r), -1.0, 1.0)
-
-
 def figure(
     original: xr.DataArray,
     reconstruction: xr.DataArray,
@@ -65,7 +59,7 @@ def figure(
     import matplotlib.pyplot as plt
 
     from xr_d2ar.datasets import to_reflectance
-    from xr_d2ar.metrics import find_red_nir
+    from xr_d2ar import metrics
 
     ref = to_reflectance(original).values
     rec = to_reflectance(reconstruction).values
@@ -76,10 +70,10 @@ def figure(
     )
     t = int(np.argmax(clear))
     wl = np.asarray(original["wavelength"].values, np.float64)
-    red, nir = find_red_nir(wl, [str(b) for b in original["band"].values])
+    red, nir = metrics.find_red_nir(wl, [str(b) for b in original["band"].values])
     rgb = [int(np.argmin(np.abs(wl - w))) for w in (665.0, 560.0, 490.0)]
     lo, hi = (np.nanpercentile(ref[t][rgb], q, axis=(1, 2)) for q in (2, 98))
-    nd_ref, nd_rec = _ndvi(ref[t], red, nir), _ndvi(rec[t], red, nir)
+    nd_ref, nd_rec = metrics.ndvi(ref[t], red, nir), metrics.ndvi(rec[t], red, nir)
     fig, axes = plt.subplots(1, 5, figsize=(17, 3.8), constrained_layout=True)
     panels: list[tuple[Any, str, dict[str, Any]]] = [
         (_rgb(np.nan_to_num(ref[t]), rgb, lo, hi), "original (true colour)", {}),

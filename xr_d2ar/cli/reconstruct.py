@@ -7,6 +7,7 @@ import sys
 import time
 
 from xr_d2ar.cli.compress import add_cluster_options, cluster_kwargs
+from xr_d2ar._options import DECODE_ENGINES
 from xr_d2ar.datasets import NETCDF_ENGINE
 
 __all__ = ["register", "run"]
@@ -23,6 +24,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("store", help="token store written by `d2ar compress`")
     p.add_argument("output", help="cube to write: file.nc (NetCDF) or a Zarr folder")
     p.add_argument("--model", help="prior to decode with (default: found by the store's sha256)")
+    p.add_argument(
+        "--engine",
+        choices=DECODE_ENGINES,
+        default=None,
+        help="decoder: cext (our CPU kernels, the same bits on every CPU), torch, or auto "
+        "(default: cext on the CPU, torch on a GPU)",
+    )
     p.add_argument("--zarr-format", type=int, choices=(2, 3), default=3, help="for a Zarr OUT")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     add_cluster_options(p)
@@ -44,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         )
         return 1
     start = time.perf_counter()
-    cube = open_dataset(args.store, chunks={}, model=args.model)
+    cube = open_dataset(args.store, chunks={}, model=args.model, decode_engine=args.engine)
     for var in cube.variables.values():  # no fill value invented on coordinates and masks
         var.encoding = {} if "_FillValue" in var.attrs else {"_FillValue": None}
     if out.suffix.lower() in (".nc", ".nc4", ".netcdf"):
