@@ -20,6 +20,7 @@ import os
 import platform
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from datetime import datetime, timezone
@@ -27,15 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/_machine.py
+from _machine import cpu_model
 
 
 def _warm(client) -> None:
@@ -106,7 +100,7 @@ def run(cube_name: str, repeats: int, chunks: dict[str, int], ratio: float) -> d
         "benchmark": "dask_encode",
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "machine": {
-            "cpu": _cpu_model(),
+            "cpu": cpu_model(),
             "cores": os.cpu_count(),
             "load_avg_1min": os.getloadavg()[0],
             "platform": platform.platform(),

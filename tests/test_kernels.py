@@ -82,7 +82,7 @@ def _case(rng: np.random.Generator, m: int, n: int, k: int, layout: str, dtype: 
 
 
 SHAPES = [(1, 1, 1), (7, 5, 0), (33, 65, 300), (64, 64, 64), (13, 37, 513), (97, 3, 129),
-          (2, 200, 17)]
+          (2, 200, 17), (100, 70, 800)]  # last: whole packed panels and several k blocks
 
 
 @pytest.mark.parametrize("dtype", ["fp32", "bf16"])

@@ -15,6 +15,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -35,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    from bench_gemm import cpu_model  # same folder
+    sys.path.insert(0, str(HERE.parent))  # benchmarks/_machine.py
+    from _machine import cpu_model
 
     model = load_model(device="cpu")
     ds = datasets.open("worldcereal_flanders_a_s2")

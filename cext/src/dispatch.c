@@ -177,6 +177,16 @@ int d2ar_backend_tile(int backend, int dtype, int64_t *mr, int64_t *nr) {
     return D2AR_OK;
 }
 
+int d2ar__gemm_tune(int backend, int64_t kc, int64_t mc, int64_t nc) {
+    if (backend != D2AR_BACKEND_AVX2 && backend != D2AR_BACKEND_AVX512) return D2AR_EBACKEND;
+    d2ar__gemm_impl *im = (d2ar__gemm_impl *)impl_of(backend, 0); /* a mutable static */
+    if (!im) return D2AR_EBACKEND;
+    if (kc < 1 || mc < im->mr || nc < im->nr || kc % im->kalign || mc % im->mr || nc % im->nr)
+        return D2AR_EARG;
+    im->kc = kc, im->mc = mc, im->nc = nc;
+    return D2AR_OK;
+}
+
 const d2ar__gemm_impl *d2ar__impl_current(int dtype, int *backend) {
     *backend = d2ar_get_backend();
     return impl_of(*backend, dtype);

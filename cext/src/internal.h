@@ -55,6 +55,12 @@ D2AR_HIDDEN void d2ar__pack_a_f32(const d2ar__mat *a, int64_t i0, int64_t mc, in
 D2AR_HIDDEN void d2ar__pack_b_f32(const d2ar__mat *b, int64_t k0, int64_t kc, int64_t kcp,
                                   int64_t j0, int64_t nc, int64_t nr, void *dst);
 
+/* AVX2 packers (same layout as the portable ones; x86-64 builds only). */
+D2AR_HIDDEN void d2ar__pack_a_avx2(const d2ar__mat *a, int64_t i0, int64_t mc, int64_t k0,
+                                   int64_t kc, int64_t kcp, int64_t mr, void *dst);
+D2AR_HIDDEN void d2ar__pack_b_avx2(const d2ar__mat *b, int64_t k0, int64_t kc, int64_t kcp,
+                                   int64_t j0, int64_t nc, int64_t nr, void *dst);
+
 /* The GEMM driver on the current backend (arguments already checked). */
 D2AR_HIDDEN int d2ar__gemm(int dtype, int64_t M, int64_t N, int64_t K, const d2ar__mat *a,
                            const d2ar__mat *b, const float *bias, int bias_kind, int act,
@@ -63,6 +69,9 @@ D2AR_HIDDEN int d2ar__gemm(int dtype, int64_t M, int64_t N, int64_t K, const d2a
 /* Dispatch state; d2ar__count adds one to a backend's counter of micro-kernel blocks run. */
 D2AR_HIDDEN const d2ar__gemm_impl *d2ar__impl_current(int dtype, int *backend);
 D2AR_HIDDEN void d2ar__count(int backend);
+/* Benchmarking aid, not thread-safe and not exported: set the cache blocking (kc, mc, nc) of
+ * the AVX2 or AVX-512 fp32/bf16 kernel (results do not depend on it, only speed does). */
+D2AR_HIDDEN int d2ar__gemm_tune(int backend, int64_t kc, int64_t mc, int64_t nc);
 
 /* Scalar maths shared by every backend (IEEE basic operations only, fixed order). */
 D2AR_HIDDEN float d2ar__expf(float x);

@@ -1,12 +1,21 @@
 /* gemm-amx.c - x86-64 AMX-BF16 micro-kernel for bf16 GEMM: 32 x 32 fp32 tile (4 C tiles).
  *
- * NOT bit-identical to the reference, measured on Sapphire Rapids: TDPBF16PS does not round
- * like a sequential fma chain, even with one k per pair and a zero partner (that layout also
- * differed from the reference, so it was dropped).  The kernel therefore uses the natural
- * layout, two k per pair, 32 k per tile step, and bf16 results agree with the reference within
- * fp32 accumulation tolerance only.  AMX also treats denormals as zero.  This backend is never
- * chosen automatically; force it (XR_D2AR_KERNELS=amx) for speed where bit-exactness is not
- * needed.  fp32 GEMM on this backend runs the AVX-512 kernel and stays bit-exact. */
+ * NOT bit-identical to the reference, and it cannot be at a useful speed.  Measured on an
+ * Emerald Rapids Xeon with benchmarks/kernels/amx_exactness.c (2026-11-28), TDPBF16PS computes
+ * exactly what the current Intel SDM describes: within one instruction the even and the odd bf16
+ * lanes each run their own fma chain from 0 over the instruction's k pairs, then
+ * dst = dst + (even + odd), RNE, with DAZ and FTZ.  So:
+ *   - two k per pair, or one k per pair with a zero partner but several pairs per instruction,
+ *     sums each instruction's products apart from dst (a blocked sum, not the reference chain);
+ *   - one k per instruction (A tile 4 bytes wide, zero partner) is exactly fma(a, b, dst) for
+ *     normal numbers (0 of 1,024,000 outputs differed), but an instruction costs the same
+ *     5.6 ns with 1 pair as with 16, which caps that layout at 91 GFLOP/s per core, below the
+ *     AVX-512 kernel on the same core (about 150);
+ *   - denormal inputs and results are flushed (DAZ/FTZ), unlike the reference's fmaf.
+ * The kernel therefore uses the natural layout, two k per pair, 32 k per tile step, and bf16
+ * results agree with the reference within fp32 accumulation tolerance only.  This backend is
+ * never chosen automatically; force it (XR_D2AR_KERNELS=amx) for speed where bit-exactness is
+ * not needed.  fp32 GEMM on this backend runs the AVX-512 kernel and stays bit-exact. */
 #include "../../src/internal.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -44,6 +53,15 @@ static void pack_a(const d2ar__mat *a, int64_t i0, int64_t mc, int64_t k0, int64
             }
 }
 
+/* Interleave 16 bf16 of row r0 and 16 of row r1 into 16 pairs (r0[n], r1[n]) at d. */
+__attribute__((target("avx2"))) static void pair16(const uint16_t *r0, const uint16_t *r1,
+                                                  uint16_t *d) {
+    __m256i x = _mm256_loadu_si256((const __m256i *)r0), y = _mm256_loadu_si256((const __m256i *)r1);
+    __m256i lo = _mm256_unpacklo_epi16(x, y), hi = _mm256_unpackhi_epi16(x, y);
+    _mm256_storeu_si256((__m256i *)d, _mm256_permute2x128_si256(lo, hi, 0x20));
+    _mm256_storeu_si256((__m256i *)(d + 16), _mm256_permute2x128_si256(lo, hi, 0x31));
+}
+
 /* B panel (32 columns): per chunk of 32 k, tile B0 (columns 0-15) then B1 (16-31); tile row kk
  * holds, per column, the pair (k = 2 kk, 2 kk + 1) - the VNNI layout TDPBF16PS reads. */
 static void pack_b(const d2ar__mat *b, int64_t k0, int64_t kc, int64_t kcp, int64_t j0,
@@ -58,6 +76,11 @@ static void pack_b(const d2ar__mat *b, int64_t k0, int64_t kc, int64_t kcp, int6
                     int64_t cols = nc - col < 16 ? nc - col : 16;
                     if (cols <= 0 || k >= kc) {
                         memset(d, 0, 64);
+                        continue;
+                    }
+                    if (b->cs == 1 && cols == 16 && k + 1 < kc) { /* row-major: vectorised */
+                        const uint16_t *r0 = (const uint16_t *)b->p + (k0 + k) * b->rs + j0 + col;
+                        pair16(r0, r0 + b->rs, d);
                         continue;
                     }
                     for (int64_t h = 0; h < 2; h++) {

@@ -1,6 +1,6 @@
 /* gemm-avx512.c - x86-64 AVX-512F micro-kernel: 12 x 32 fp32 register tile (24 zmm
- * accumulators), one sequential fma chain per element.  Also serves fp32 GEMM on the AMX
- * backend (AMX has no fp32 tile product). */
+ * accumulators), one sequential fma chain per element; panels packed by the AVX2 packers.
+ * Also serves fp32 GEMM on the AMX backend (AMX has no fp32 tile product). */
 #include "../../src/internal.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -50,9 +50,11 @@ TGT static void ukr_avx512(int64_t kcp, const void *a_, const void *b_, float *c
     ROW_STORE(6) ROW_STORE(7) ROW_STORE(8) ROW_STORE(9) ROW_STORE(10) ROW_STORE(11)
 }
 
-static const d2ar__gemm_impl AVX512 = {D2AR_BACKEND_AVX512, MR, NR, 1, 256, 144, 2048,
-                                       sizeof(float),
-                                       d2ar__pack_a_f32, d2ar__pack_b_f32, ukr_avx512};
+/* Packing is memory-bound: the AVX2 packers (8-wide transposes, exact bf16 widening) serve.
+ * Blocking kc 384, mc 144: best of the sweep in benchmarks/kernels/gemm_blocking.c on an
+ * Emerald Rapids Xeon (2026-11-28; 256/144 lost 5% on the 1024x64x576 shape). */
+static d2ar__gemm_impl AVX512 = {D2AR_BACKEND_AVX512, MR, NR, 1, 384, 144, 2048, sizeof(float),
+                                 d2ar__pack_a_avx2, d2ar__pack_b_avx2, ukr_avx512};
 
 const d2ar__gemm_impl *d2ar__gemm_avx512(int dtype) {
     (void)dtype;
