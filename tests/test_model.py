@@ -60,6 +60,9 @@ def test_config_round_trip_and_validation():
         ModelConfig(tile_size=60)
     with pytest.raises(ValueError, match="Unknown model config keys"):
         ModelConfig.from_dict({"tile_size": 64, "bogus": 1})
+    with pytest.raises(ValueError, match="stat_tokens must be in"):
+        ModelConfig(stat_tokens=256)
+    assert ModelConfig.from_dict({"n_tokens": 16}).stat_tokens == 0  # priors made before the field
 
 
 def test_fsq_tokens_and_codes_agree():
@@ -192,3 +195,71 @@ def test_api_errors_name_the_fix(tiny_prior, flanders, tmp_path):
         load_model(tmp_path / "p.safetensors", device="cpu")
     with pytest.raises(DataNotFoundError, match="not found"):
         load_model(tmp_path / "missing.safetensors", device="cpu")
+
+
+def test_stat_tokens_quantise_tile_means_and_shift_decodes():
+    from xr_d2ar.model.stats import apply_means, stat_step, stat_tokens, stat_values
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(5, 3, 8, 8)).astype(np.float32) + np.array([0.5, -1.0, 3.0], np.float32)[:, None, None]
+    mask = np.ones_like(x)
+    mask[0, 1] = 0  # band without data -> token 0
+    mask[1, 2, :4] = 0  # partly nodata: the mean is over data pixels
+    x[1, 2, :4] = 100.0  # values under nodata do not count
+    tok = stat_tokens(torch.from_numpy(x * mask), torch.from_numpy(mask), 4, 1000).numpy()
+    assert tok.shape == (5, 4) and tok.dtype == np.int64
+    assert tok[0, 1] == 0 and (tok[:, 3] == 0).all()  # absent band 3 of a 3-band tile
+    mean, present = stat_values(tok, 1000)
+    want = (x * mask).sum((2, 3)) / np.maximum(mask.sum((2, 3)), 1)
+    ok = present[:, :3]
+    assert np.abs(mean[:, :3] - want)[ok].max() <= stat_step(1000) / 2 + 1e-9
+    y = rng.normal(size=(5, 3, 8, 8)).astype(np.float32)
+    shifted = apply_means(y, tok[:, :2], 4, 1000)  # a prefix of 2 kept: bands 0 and 1 shifted
+    got = shifted.mean(axis=(2, 3))
+    assert np.allclose(got[:, :2][ok[:, :2]], mean[:, :2][ok[:, :2]], atol=1e-5)
+    assert np.array_equal(shifted[0, 1], y[0, 1]) and np.array_equal(shifted[:, 2], y[:, 2])
+
+
+@needs_data
+def test_stat_tokens_come_first_and_fix_the_decoded_band_means(tiny_prior, flanders):
+    from xr_d2ar.model.normalise import band_stats, normalise
+    from xr_d2ar.model.stats import stat_step
+
+    model, _ = tiny_prior
+    s = model.net.cfg.stat_tokens
+    assert s >= 2
+    x, meta = _flanders_tiles(flanders)
+    tokens = model.encode_tiles(x, n_tokens=model.n_tokens, **meta)
+    assert np.array_equal(model.encode_tiles(x, n_tokens=s, **meta), tokens[:, :s])
+    mean, std = band_stats(model.config["normalisation"], meta["sensor"], meta["wavelength"])
+    want = normalise(x, mean, std).mean(axis=(2, 3))[:, :s]  # data pixels: all of these tiles
+    for k in (s, model.n_tokens):
+        rec = model.decode_tiles(tokens[:, :k], tile_index=np.arange(4), steps=2, **meta)
+        got = normalise(rec, mean, std).mean(axis=(2, 3))[:, :s]
+        # tile mean: half a step; with the block level on top, each block mean adds another half
+        assert np.abs(got - want).max() <= stat_step(model.codebook_size) * (0.5 if k == s else 1.0) + 1e-3
+
+
+def test_block_stat_tokens_bring_block_means_smoothly():
+    from xr_d2ar.model.stats import apply_means, n_stat_total, stat_step, stat_tokens
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(3, 2, 16, 16)).astype(np.float32)
+    x[:, :, :8, :8] += 2.0  # one bright block
+    mask = np.ones_like(x)
+    tok = stat_tokens(torch.from_numpy(x), torch.from_numpy(mask), 3, 1000, grid=2).numpy()
+    assert tok.shape == (3, n_stat_total(3, 2)) == (3, 15)
+    assert (tok[:, 2] == 0).all() and (tok[:, 3 + 2 * 4 :] == 0).all()  # band 2 absent: tile and blocks
+    y = rng.normal(size=(3, 2, 16, 16)).astype(np.float32)
+    want = x.reshape(3, 2, 2, 8, 2, 8).mean(axis=(3, 5))
+    got = apply_means(y, tok, 3, 1000, grid=2).reshape(3, 2, 2, 8, 2, 8).mean(axis=(3, 5))
+    assert np.abs(got - want).max() <= stat_step(1000) + 1e-4  # tile mean + residual, each half a step
+    # the correction is smooth (bilinear between block centres): no step at the block edges
+    corr = apply_means(np.zeros_like(y), tok, 3, 1000, grid=2)
+    jump = np.abs(np.diff(corr, axis=-1)).max()
+    assert jump < 0.5 * np.abs(want[:, :, 0, 0] - want[:, :, 0, 1]).max()
+    # a prefix that cuts a band's block tokens leaves that band at its tile-mean shift
+    part = apply_means(y, tok[:, : 3 + 4 + 2], 3, 1000, grid=2)
+    np.testing.assert_allclose(part[:, 1].mean(axis=(1, 2)), got[:, 1].mean(axis=(1, 2)), atol=stat_step(1000))
+    assert np.allclose(part[:, 1] - part[:, 1].mean(axis=(1, 2), keepdims=True),
+                       y[:, 1] - y[:, 1].mean(axis=(1, 2), keepdims=True), atol=1e-5)

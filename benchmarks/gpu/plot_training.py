@@ -1,7 +1,7 @@
 """Training curves (loss and held-out validation loss per stage) from a run's ``metrics.csv``.
 
-    python benchmarks/gpu/plot_training.py benchmarks/results/train_metrics_h100.csv \
-        docs/figures/train_curves.png --title "d2ar-default, 1x H100"
+    python benchmarks/gpu/plot_training.py benchmarks/results/train_metrics_h200.csv \
+        docs/figures/train_curves.png --title "d2ar-default, 1x H200"
 """
 
 from __future__ import annotations

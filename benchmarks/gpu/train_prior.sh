@@ -8,7 +8,7 @@
 # (lite.py imports xr_d2ar without its top-level __init__: GPU images lack pyproj/zarr/dask.)
 # Usage: bash benchmarks/gpu/train_prior.sh OUTDIR [VAE_MINUTES] [FLOW_MINUTES] [BATCH]
 # (DEVICE=cpu PRESET=tiny runs the same steps on a CPU as a dry run, without step 1; TRAIN_ARGS adds
-# options of `d2ar train`.)
+# options of `d2ar train`; EXTRAS=0 skips steps 1 and 3 when device time is short.)
 set -uo pipefail
 DEVICE=${DEVICE:-cuda}
 PRESET=${PRESET:-default}
@@ -21,7 +21,8 @@ export PYTHONPATH=$PWD:${PYTHONPATH:-} PYTHONUNBUFFERED=1
 { date -u; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv;
   python3 -c "import torch, platform; print('torch', torch.__version__, platform.processor())"; } \
   2>&1 | tee "$OUTDIR/machine.txt"
-if [ "$DEVICE" = cuda ]; then
+EXTRAS=${EXTRAS:-1}
+if [ "$DEVICE" = cuda ] && [ "$EXTRAS" = 1 ]; then
   python3 benchmarks/gpu/lite.py benchmarks/gpu/throughput.py --pack .gpu/pack --out "$OUTDIR/train_flops.json" --batch "$BATCH" \
     --preset "$PRESET" --compile off --count-only
 fi
@@ -34,5 +35,6 @@ start=$(date +%s)
 $CMD
 echo "train_wall_s=$(( $(date +%s) - start ))" | tee -a "$OUTDIR/machine.txt"
 tail -n 3 "$OUTDIR/run/metrics.csv"
+[ "$EXTRAS" = 1 ] || exit 0
 python3 benchmarks/gpu/lite.py benchmarks/gpu/codec_throughput.py --prior "$OUTDIR/run/d2ar-default.safetensors" --pack .gpu/pack \
   --device "$DEVICE" --tiles 2048 --out "$OUTDIR/codec_$DEVICE.json"

@@ -23,6 +23,7 @@ from xr_d2ar.model.config import ModelConfig
 from xr_d2ar.model.flow import SOLVERS, tile_noise
 from xr_d2ar.model.net import D2arNet
 from xr_d2ar.model.normalise import band_stats, denormalise, normalise
+from xr_d2ar.model.stats import apply_means
 from xr_d2ar.model.token_model import tokens_for_ratio
 
 __all__ = ["DEFAULT_PRIOR", "D2arModel", "load_model"]
@@ -264,7 +265,9 @@ class D2arModel:
         Returns
         -------
         numpy.ndarray
-            (N, n_tokens) int32 in ``[0, codebook_size)``, coarse -> fine.
+            (N, n_tokens) int32 in ``[0, codebook_size)``, coarse -> fine; the first
+            ``config["architecture"]["stat_tokens"]`` carry the tile means of the first bands
+            (:mod:`~xr_d2ar.model.stats`), the rest are learned.
         """
         x = np.asarray(reflectance)
         t = self.tile_size
@@ -356,5 +359,6 @@ class D2arModel:
             tb = torch.from_numpy(tok[sl].astype(np.int64)).to(self.device)
             y = self.net.decode(tb, (geo[sl], date[sl], sens[sl]), emb[sl], noise, steps=steps, solver=solver)
             out[sl] = y.float().cpu().numpy()
+        out = apply_means(out, tok, cfg.stat_tokens, cfg.codebook_size, cfg.stat_grid)
         mean, std = band_stats(self.config["normalisation"], np.asarray(sensor).astype(str).reshape(-1), wl)
         return denormalise(out, mean, std).astype(np.float32)

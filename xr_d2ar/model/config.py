@@ -32,6 +32,14 @@ class ModelConfig:
         Control-token encoder transformer (front end, light).
     n_tokens : int
         K, control tokens per tile, ordered coarse -> fine.
+    stat_tokens : int
+        S, how many of the K tokens, first, are not learned but carry the tile mean of bands
+        0..S-1 (see :mod:`~xr_d2ar.model.stats`); the encoder learns the other ``K - S``.
+        0 (priors made before this field) = all learned.
+    stat_grid : int
+        G; when >= 2, each of the S bands also has G x G block-mean tokens, placed after the S tile
+        means, so that ``S (1 + G G)`` tokens are statistics; the encoder still computes ``K - S``
+        learned tokens, of which the first ``K - S (1 + G G)`` are kept. 0 = no block level.
     fsq_levels : list of int
         Levels of finite scalar quantisation per token dimension; codebook size is their product.
     flow_dim, flow_depth, flow_heads : int
@@ -53,6 +61,8 @@ class ModelConfig:
     enc_depth: int = 2
     enc_heads: int = 4
     n_tokens: int = 256
+    stat_tokens: int = 0
+    stat_grid: int = 0
     fsq_levels: list[int] = field(default_factory=lambda: [8, 5, 5, 5])
     flow_dim: int = 160
     flow_depth: int = 6
@@ -69,6 +79,20 @@ class ModelConfig:
             )
         if len(self.vae_widths) != 3:
             raise ValueError(f"vae_widths needs 3 entries. Got {self.vae_widths!r} instead.")
+        if not 0 <= self.stat_tokens < self.n_tokens:
+            raise ValueError(
+                f"stat_tokens must be in [0, n_tokens). Got {self.stat_tokens} with n_tokens={self.n_tokens}."
+            )
+        n_stat = self.stat_tokens * (1 + self.stat_grid**2) if self.stat_grid >= 2 else self.stat_tokens
+        if self.stat_grid < 0 or self.stat_grid == 1 or n_stat >= self.n_tokens or (
+            self.stat_grid and self.tile_size % self.stat_grid
+        ):
+            raise ValueError(
+                f"stat_grid must be 0 or >= 2, divide tile_size and leave learned tokens "
+                f"(S (1 + G G) < n_tokens). Got {self.stat_grid} with S={self.stat_tokens}, K={self.n_tokens}."
+            )
+        if self.stat_tokens and (len(self.fsq_levels) < 2 or self.codebook_size < 3):
+            raise ValueError("stat_tokens needs at least 2 FSQ dimensions and 3 codebook values.")
         for name in ("flow", "enc"):
             dim, heads = getattr(self, f"{name}_dim"), getattr(self, f"{name}_heads")
             if dim % heads:
@@ -81,6 +105,11 @@ class ModelConfig:
         for level in self.fsq_levels:
             size *= level
         return size
+
+    @property
+    def n_stat_total(self) -> int:
+        """Number of statistics tokens, ``S (1 + G G)`` (``S`` without a block level)."""
+        return self.stat_tokens * (1 + self.stat_grid**2) if self.stat_grid >= 2 else self.stat_tokens
 
     @property
     def latent_size(self) -> int:
@@ -104,14 +133,15 @@ class ModelConfig:
         return cls(**data)
 
 
-#: Size presets. ``tiny`` is for tests on CPU; ``default`` is the shipped prior.
+#: Size presets. ``tiny`` is for tests on CPU; ``default`` is the shipped prior (tile and 2 x 2 block
+#: mean tokens for 10 bands: the 10 bands of Sentinel-2 and Landsat 8 in the sample cubes).
 PRESETS: dict[str, ModelConfig] = {
     "tiny": ModelConfig(
         tile_size=32, band_embed_dim=16, vae_widths=[8, 16, 16], latent_channels=4, patch_size=2,
-        enc_dim=32, enc_depth=1, enc_heads=2, n_tokens=16, fsq_levels=[4, 4, 4], flow_dim=32,
+        enc_dim=32, enc_depth=1, enc_heads=2, n_tokens=16, stat_tokens=2, stat_grid=2, fsq_levels=[4, 4, 4], flow_dim=32,
         flow_depth=2, flow_heads=2, mlp_ratio=2, geo_octaves=12, n_sensors=16,
     ),
-    "default": ModelConfig(),
+    "default": ModelConfig(stat_tokens=10, stat_grid=2),
 }
 
 

@@ -61,7 +61,9 @@ class _Block(nn.Module):
 
 
 class TokenEncoder(nn.Module):
-    """Normalised latent (N, C, h, w) -> K FSQ tokens."""
+    """Normalised latent (N, C, h, w) -> the ``K - S`` learned FSQ tokens (``S = stat_tokens``,
+    which :mod:`~xr_d2ar.model.stats` computes from the image and :class:`~xr_d2ar.model.net.D2arNet`
+    puts first)."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
@@ -70,7 +72,7 @@ class TokenEncoder(nn.Module):
         self.patch_size = p
         self.proj = nn.Linear(cfg.latent_channels * p * p, dim)
         self.register_buffer("pos", sincos_2d(dim, cfg.latent_size // p))  # (P, dim)
-        self.registers = nn.Parameter(torch.randn(cfg.n_tokens, dim) * 0.02)  # (K, dim)
+        self.registers = nn.Parameter(torch.randn(cfg.n_tokens - cfg.stat_tokens, dim) * 0.02)  # (K - S, dim)
         self.blocks = nn.ModuleList(_Block(dim, cfg.enc_heads, cfg.mlp_ratio) for _ in range(cfg.enc_depth))
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.out = nn.Linear(dim, len(cfg.fsq_levels))
@@ -78,11 +80,11 @@ class TokenEncoder(nn.Module):
         self.n_patches = n_patches
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """z (N, C, h, w) -> (codes (N, K, D) straight-through, tokens (N, K) int64)."""
+        """z (N, C, h, w) -> (codes (N, K - S, D) straight-through, tokens (N, K - S) int64)."""
         x = self.proj(patchify(z, self.patch_size)) + self.pos  # (N, P, dim)
         reg = self.registers.expand(x.shape[0], -1, -1).to(x.dtype)  # (N, K, dim)
         h = torch.cat([x, reg], dim=1)  # (N, P + K, dim)
         for block in self.blocks:
             h = block(h)
-        raw = self.out(self.norm(h[:, self.n_patches :]))  # (N, K, D)
+        raw = self.out(self.norm(h[:, self.n_patches :]))  # (N, K - S, D)
         return self.fsq.quantise(raw.float())

@@ -26,6 +26,7 @@ from xr_d2ar.model.bands import band_features
 from xr_d2ar.model.flow import SOLVERS, tile_noise
 from xr_d2ar.model.layers import sinusoidal
 from xr_d2ar.model.normalise import band_stats, denormalise
+from xr_d2ar.model.stats import apply_means
 from xr_d2ar.runtime import nn
 
 if TYPE_CHECKING:
@@ -127,8 +128,10 @@ class CextDecoder:
     def decode_batch(self, tokens: np.ndarray, geo: np.ndarray, date: np.ndarray,
                      sensor: np.ndarray, emb: np.ndarray, noise: np.ndarray, *, steps: int,
                      solver: str) -> np.ndarray:
-        """D2arNet.decode: tokens (N, k) + conditioning + noise -> normalised (N, B, T, T)."""
-        codes = self.model.net.encoder.fsq.codes(torch.from_numpy(tokens.astype(np.int64)))
+        """D2arNet.decode: tokens (N, k) + conditioning + noise -> normalised (N, B, T, T).
+
+        (The statistics tokens' mean corrections are applied by :meth:`decode_tiles`.)"""
+        codes = self.model.net.token_codes(torch.from_numpy(tokens.astype(np.int64)))
         kv = self._context(codes.numpy().astype(np.float32))
         z, n = noise, noise.shape[0]
         grid = torch.linspace(0.0, 1.0, steps + 1, dtype=torch.float64).tolist()
@@ -194,7 +197,8 @@ class CextDecoder:
 
         def work(lo: int) -> np.ndarray:
             sl = slice(lo, lo + batch)
-            noise = tile_noise((c, s, s), seed=int(seed), tile_index=index[sl]).numpy()
+            noise = tile_noise((c, s, s), seed=int(seed), tile_index=index[sl]).mul_(
+                model.temperature).numpy()
             return self.decode_batch(tok[sl], geo[sl], date[sl], sens[sl], emb, noise,
                                      steps=int(steps), solver=solver)
 
@@ -203,6 +207,8 @@ class CextDecoder:
             parts = list(pool.map(work, starts))
         out = (np.concatenate(parts) if parts
                else np.empty((0, wl.size, model.tile_size, model.tile_size), np.float32))
+        out = apply_means(out, tok, self.cfg.stat_tokens, self.cfg.codebook_size,
+                          self.cfg.stat_grid)
         mean, std = band_stats(model.config["normalisation"],
                                np.asarray(sensor).astype(str).reshape(-1), wl)
         return denormalise(out, mean, std).astype(np.float32)

@@ -7,8 +7,12 @@
 - :class:`FlowObjective`: rectified-flow velocity MSE in the normalised latent, weighted by the
   fraction of usable pixels under each latent cell, with nested token dropout (keep a random prefix
   of k tokens: k = 0 with probability ``p_zero``, else half log-uniform, half uniform in [1, K]),
-  sensor dropout, and date jitter (day of year shifted by N(0, ``date_jitter_days``)) so that the
-  prior cannot recognise a training date exactly and must read the image from the tokens.
+  a random rotation/flip of the latent per tile (the EQ-VAE latent is equivariant to them, so this
+  multiplies the distinct training tiles by 8 against overfitting), sensor dropout, and date
+  jitter (day of year shifted by N(0, ``date_jitter_days``)) so that the prior cannot recognise a
+  training date exactly and must read the image from the tokens. The flow's token context is the
+  tile-mean statistics tokens (:mod:`xr_d2ar.model.stats`) then the kept learned tokens; the same
+  prefix rule drops from it.
 """
 
 from __future__ import annotations
@@ -47,6 +51,14 @@ def _transform(kind: int, z: torch.Tensor, x: torch.Tensor, w: torch.Tensor) -> 
         w = F.avg_pool2d(w, 2) * (F.avg_pool2d((w > 0).float(), 2) > 0.999)
         return z, x, w
     return _dihedral(z, kind), _dihedral(x, kind), _dihedral(w, kind)
+
+
+def _random_dihedral(*xs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The same random dihedral element per sample (N, ...) applied to each of ``xs``."""
+    n = xs[0].shape[0]
+    g = torch.randint(0, 8, (n,), device=xs[0].device)
+    rows = torch.arange(n, device=xs[0].device)
+    return tuple(torch.stack([_dihedral(x, k) for k in range(8)])[g, rows] for x in xs)
 
 
 def jitter_date(date: torch.Tensor, days: torch.Tensor) -> torch.Tensor:
@@ -106,10 +118,12 @@ class FlowObjective(nn.Module):
         p_zero: float = 0.1,
         p_sensor_drop: float = 0.1,
         date_jitter_days: float = 20.0,
+        dihedral: bool = True,
         compile_fn: Callable | None = None,
     ) -> None:
         super().__init__()
         self.net = net
+        self.dihedral = dihedral
         self.encoder = net.encoder
         self.flow = net.flow
         self.p_zero = p_zero
@@ -123,7 +137,7 @@ class FlowObjective(nn.Module):
     def prefix_lengths(self, n: int, device: torch.device) -> torch.Tensor:
         """Kept prefix length per tile (n,) int64: 0 w.p. ``p_zero``, else half log-uniform, half
         uniform in [1, K]."""
-        k_max = self.encoder.registers.shape[0]
+        k_max = self.net.cfg.n_tokens - self.net.cfg.n_stat_total + self.net.cfg.stat_tokens  # flow context
         u = torch.rand(n, device=device)
         log_uniform = torch.exp(u * math.log(k_max))
         k = torch.where(torch.rand(n, device=device) < 0.5, log_uniform, u * k_max)
@@ -149,7 +163,14 @@ class FlowObjective(nn.Module):
             z1 = self.net.normalise_latent(mean.float())  # (N, C, h, w)
             # usable-pixel fraction under each latent cell
             frac = F.avg_pool2d(weight.amax(dim=1, keepdim=True), 4)  # (N, 1, h, w)
-        codes, _ = self._tokens(z1)  # (N, K, D) straight-through
+            if self.dihedral:  # the EQ-VAE latent follows the image: 8x the distinct tiles
+                z1, frac = _random_dihedral(z1, frac)
+        codes, _ = self._tokens(z1)  # (N, K - S, D) straight-through
+        cfg = self.net.cfg
+        codes = codes[:, : cfg.n_tokens - cfg.n_stat_total]  # learned tokens kept (block level: fewer)
+        if cfg.stat_tokens:  # the tile-mean tokens, first (not learned; block means are not in the context)
+            stats = self.net.token_codes(self.net.stat_tokens(x, data)[:, : cfg.stat_tokens])  # (N, S, D)
+            codes = torch.cat([stats.to(codes.dtype), codes], dim=1)  # (N, K - S G G, D)
         k = self.prefix_lengths(n, x.device)
         k_max = codes.shape[1]
         keep = torch.arange(k_max, device=x.device)[None] < k[:, None]  # (N, K)
