@@ -62,7 +62,7 @@ def test_round_trips_on_a_local_cluster(tmp_path):
     src = cube(FLANDERS, 6)
     local = src.d2ar.compress(ratio=1000, chunks={"time": 2})
     local_tokens = local["tokens"].values
-    local_values = local.d2ar.reconstruct()["reflectance"].values
+    local_values = local.d2ar.reconstruct(engine="cext")["reflectance"].values
     with (
         LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
@@ -83,7 +83,10 @@ def test_round_trips_on_a_local_cluster(tmp_path):
             assert sizes.token_ratio > 100
         placed = client.run(_models_here)
         assert len(placed[gpu]) == 1 and placed[cpu] == []  # resources= pinned the work
-        outs = {fmt: open_dataset(path, chunks={}).compute() for fmt, path in paths.items()}
+        outs = {
+            fmt: open_dataset(path, chunks={}, decode_engine="cext").compute()
+            for fmt, path in paths.items()
+        }
         placed = client.run(_models_here)
         assert len(placed[cpu]) == 1 and len(placed[gpu]) == 1  # loaded once per worker
     for fmt, out in outs.items():
@@ -92,3 +95,49 @@ def test_round_trips_on_a_local_cluster(tmp_path):
         xr.testing.assert_identical(out.drop_vars("reflectance"), src.drop_vars("reflectance"))
         assert out["reflectance"].dtype == src["reflectance"].dtype
         np.testing.assert_array_equal(out["reflectance"].values, local_values)  # cext: same bits
+
+
+def _alt_prior(folder) -> str:
+    """The shipped prior rewritten as another file (other header bytes: another sha256)."""
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    from xr_d2ar.model import DEFAULT_PRIOR
+    from xr_d2ar.model.checkpoint import prior_paths, sha256_file
+
+    weights, config_path = prior_paths(DEFAULT_PRIOR)
+    alt = folder / "alt-prior.safetensors"
+    save_file(load_file(weights), str(alt), metadata={"format": "xr_d2ar.prior", "version": "1",
+                                                     "note": "test copy"})
+    config = json.loads(config_path.read_text())
+    config.update(name="alt-prior", weights=alt.name, sha256=sha256_file(alt))
+    alt.with_suffix(".json").write_text(json.dumps(config))
+    return str(alt)
+
+
+@pytest.mark.slow
+def test_a_non_default_prior_runs_on_worker_processes(tmp_path):
+    """Workers load a loaded model's own weights file; reading back names it explicitly."""
+    from distributed import Client, LocalCluster
+
+    from xr_d2ar.model import load_model
+
+    alt = load_model(_alt_prior(tmp_path), device="cpu")
+    assert alt.sha256 != prior().sha256 and alt.path == (tmp_path / "alt-prior.safetensors")
+    src = cube(FLANDERS, 2)
+    store_path = tmp_path / "alt.d2ar.zarr"
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster),
+    ):
+        src.d2ar.compress(alt, ratio=1000, chunks={"time": 1}).d2ar.to_zarr(store_path)
+        out = xr.open_dataset(
+            store_path, engine="d2ar", chunks={}, model=str(alt.path), decode_engine="cext"
+        ).compute()
+    stored = xr.open_zarr(store_path, consolidated=False)
+    assert stored.attrs["d2ar_model_sha256"] == alt.sha256
+    expected = stored.d2ar.reconstruct(model=alt, engine="cext")["reflectance"].values
+    np.testing.assert_array_equal(out["reflectance"].values, expected)

@@ -17,13 +17,13 @@ OPTIONS: dict[str, Any] = {
     "data_dir": _data_dir_default(),
     "progress": True,
     "device": "auto",
-    "decode_engine": "auto",
+    "decode_engine": "torch",
 }
 
 _DEVICES = ("auto", "cpu", "cuda")
-#: Decoders of the prior: torch, or the cext runtime (bit-identical across CPUs); "auto" = cext
-#: when the model is on the CPU, torch on a GPU.
-DECODE_ENGINES = ("auto", "torch", "cext")
+#: Decoders of the prior: torch (default), or the cext runtime on the CPU (the same bits on every
+#: CPU, batch and thread count; slower than torch on the CPU for now, see BENCHMARKS.md).
+DECODE_ENGINES = ("torch", "cext")
 
 _VALIDATORS: dict[str, Callable[[Any], bool]] = {
     "data_dir": lambda v: v is None or isinstance(v, (str, os.PathLike)),
@@ -36,7 +36,7 @@ _DESCRIPTIONS = {
     "data_dir": "a folder path or None",
     "progress": "True or False",
     "device": "'auto', 'cpu', 'cuda' or 'cuda:N'",
-    "decode_engine": "'auto', 'torch' or 'cext'",
+    "decode_engine": "'torch' or 'cext'",
 }
 
 
@@ -57,9 +57,9 @@ class set_options:
     device : str
         Where torch decoding runs: ``'auto'`` (GPU when present), ``'cpu'``, ``'cuda'``.
     decode_engine : str
-        What decodes the prior: ``'cext'`` (our CPU kernels, :mod:`xr_d2ar.runtime`; the same
-        bits on every CPU and faster than torch there), ``'torch'``, or ``'auto'`` (default:
-        cext when the model is on the CPU, torch on a GPU).
+        What decodes the prior: ``'torch'`` (default; on the option ``device``) or ``'cext'``
+        (our CPU kernels, :mod:`xr_d2ar.runtime`: the same bits on every CPU, batch and thread
+        count; about 0.6-0.75x torch's speed on a 2-core CPU today, see BENCHMARKS.md).
 
     Examples
     --------

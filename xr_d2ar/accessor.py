@@ -275,9 +275,9 @@ class D2arDatasetAccessor(_D2arBase):
         model : D2arModel or path, optional
             The prior to decode with; by default the one the store names, found by sha256
             (``$XR_D2AR_MODEL_PATH`` for non-default priors).
-        engine : {"auto", "cext", "torch"}, optional
-            What decodes the tiles (default: the ``decode_engine`` option, ``"auto"``: our cext
-            CPU kernels when the prior is on the CPU, the same bits on every CPU; torch on a GPU).
+        engine : {"torch", "cext"}, optional
+            What decodes the tiles (default: the ``decode_engine`` option, ``"torch"``). ``"cext"``
+            runs our CPU kernels: the same bits on every CPU, batch and thread count.
 
         Returns
         -------

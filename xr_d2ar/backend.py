@@ -74,6 +74,7 @@ class D2arArrayWrapper(BackendArray):
             return np.empty(tuple(s for s, drop in zip(out_shape, scalar) if not drop), self.dtype)
         tile = self.spec.tile
         rows, cols = np.unique(iy // tile), np.unique(ix // tile)
+        self.spec.model.load()  # first, so the token codec finds this prior (with its path hint)
         group = zarr.open_group(self.path, mode="r")
         tokens = group[store.TOKENS].oindex[it, rows, cols, :]
         lat = group[store.TILE_LAT].oindex[rows, cols]
@@ -114,9 +115,9 @@ def open_dataset(
         Prior to decode with; by default the one the store names, found by sha256.
     drop_variables : iterable of str, optional
         Variables not to open.
-    decode_engine : {"auto", "cext", "torch"}, optional
-        What decodes the tiles (default: the ``decode_engine`` option, ``"auto"``: our cext CPU
-        kernels when the prior is on the CPU, torch on a GPU).
+    decode_engine : {"torch", "cext"}, optional
+        What decodes the tiles (default: the ``decode_engine`` option, ``"torch"``). ``"cext"``
+        runs our CPU kernels: the same bits on every CPU, batch and thread count.
 
     Returns
     -------

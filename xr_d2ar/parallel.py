@@ -58,7 +58,12 @@ class ModelRef:
 
     @classmethod
     def of(cls, model: D2arModel, path: str | os.PathLike | None = None) -> ModelRef:
-        """Reference to a loaded model (remembered in this process, so workers here find it)."""
+        """Reference to a loaded model (remembered in this process, so workers here find it).
+
+        ``path`` defaults to the weights file the model was loaded from, so that worker processes
+        load the same prior.
+        """
+        path = path if path is not None else getattr(model, "path", None)
         lookup.remember(model, path)
         return cls(model.sha256, model.name, None if path is None else os.fspath(path))
 
@@ -91,7 +96,7 @@ class CodingSpec:
     seed, steps : int
         Decode noise seed and sampler steps.
     engine : str
-        Decoder: ``"torch"``, ``"cext"`` or ``"auto"`` (cext when the model is on the CPU).
+        Decoder: ``"torch"`` or ``"cext"`` (:mod:`xr_d2ar.runtime`, CPU only).
     """
 
     model: ModelRef
@@ -107,7 +112,7 @@ class CodingSpec:
     n_tx: int
     seed: int = 0
     steps: int = 8
-    engine: str = "auto"
+    engine: str = "torch"
 
     @classmethod
     def for_layout(
@@ -120,8 +125,8 @@ class CodingSpec:
     ) -> CodingSpec:
         """Decode settings of a token Dataset (its layout and per-band wavelength/bandwidth, nm).
 
-        ``engine``: ``"torch"``, ``"cext"`` or ``"auto"``; ``None`` takes the ``decode_engine``
-        option (see :class:`xr_d2ar.set_options`).
+        ``engine``: ``"torch"`` or ``"cext"``; ``None`` takes the ``decode_engine`` option (see
+        :class:`xr_d2ar.set_options`).
         """
         engine = OPTIONS["decode_engine"] if engine is None else engine
         if engine not in DECODE_ENGINES:
@@ -288,9 +293,7 @@ def decode_tiles(
 
 
 def _decoder(model: D2arModel, engine: str) -> Callable[..., np.ndarray]:
-    """``model.decode_tiles`` (torch) or its cext twin, for ``engine`` resolved on this worker."""
-    if engine == "auto":
-        engine = "torch" if model.device.type != "cpu" else "cext"
+    """``model.decode_tiles`` (torch) or its cext twin (CPU runtime)."""
     if engine == "cext":
         from xr_d2ar import runtime
 

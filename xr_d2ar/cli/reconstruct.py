@@ -28,8 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--engine",
         choices=DECODE_ENGINES,
         default=None,
-        help="decoder: cext (our CPU kernels, the same bits on every CPU), torch, or auto "
-        "(default: cext on the CPU, torch on a GPU)",
+        help="decoder: torch (default) or cext (our CPU kernels: the same bits on every CPU, "
+        "batch and thread count)",
     )
     p.add_argument("--zarr-format", type=int, choices=(2, 3), default=3, help="for a Zarr OUT")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")

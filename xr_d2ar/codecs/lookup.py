@@ -9,12 +9,12 @@ files separated by ``os.pathsep`` (set it on every Dask worker too), or through
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from xr_d2ar._hashing import sha256_file
 from xr_d2ar._options import OPTIONS
 from xr_d2ar.errors import ModelMismatchError
 
@@ -46,11 +46,7 @@ def file_sha256(path: str | os.PathLike) -> str:
     key = (str(path), stat.st_size, stat.st_mtime_ns)
     with _lock:
         if key not in _hashes:
-            digest = hashlib.sha256()
-            with open(path, "rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    digest.update(block)
-            _hashes[key] = digest.hexdigest()
+            _hashes[key] = sha256_file(path)
         return _hashes[key]
 
 

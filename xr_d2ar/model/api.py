@@ -17,7 +17,7 @@ import torch
 
 from xr_d2ar._options import OPTIONS
 from xr_d2ar.errors import CubeValidationError, ModelMismatchError, UnknownBandError
-from xr_d2ar.model.checkpoint import read_prior, verify_prior
+from xr_d2ar.model.checkpoint import prior_paths, read_prior, verify_prior
 from xr_d2ar.model.conditioning import date_features, geo_features
 from xr_d2ar.model.config import ModelConfig
 from xr_d2ar.model.flow import SOLVERS, tile_noise
@@ -103,6 +103,9 @@ class D2arModel:
         (K,) expected entropy-coded bits per token position (cross-entropy on held-out tokens).
     nbytes : int
         Size of the weights file in bytes (report it beside compression ratios).
+    path : pathlib.Path or None
+        The weights file it was loaded from (None for a model built in memory); Dask workers
+        load the same file.
     temperature : float
         Scale of the sampler's starting noise (``config["decode"]["temperature"]``; 1 = plain
         flow sampling, < 1 trades detail for fidelity).
@@ -117,8 +120,10 @@ class D2arModel:
         sha256: str,
         nbytes: int,
         device: torch.device,
+        path: str | os.PathLike | None = None,
     ) -> None:
         self.net = net.to(device).eval()
+        self.path = None if path is None else Path(path).resolve()
         self.config = config
         self.name = str(config.get("name", "d2ar"))
         self.sha256 = sha256
@@ -140,7 +145,8 @@ class D2arModel:
         state, freq, config, sha, nbytes = read_prior(path)
         net = D2arNet(ModelConfig.from_dict(config["architecture"]))
         net.load_state_dict(state)
-        return cls(net, config, freq, sha256=sha, nbytes=nbytes, device=device)
+        weights = prior_paths(path)[0]
+        return cls(net, config, freq, sha256=sha, nbytes=nbytes, device=device, path=weights)
 
     def __repr__(self) -> str:
         return (

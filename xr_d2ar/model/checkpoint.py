@@ -7,7 +7,6 @@ model's frequency table is stored as int32 under ``token_model.freq``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -17,21 +16,13 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from xr_d2ar._hashing import sha256_file
 from xr_d2ar.errors import DataNotFoundError, ModelMismatchError
 
 __all__ = ["FORMAT_VERSION", "prior_paths", "read_prior", "save_prior", "sha256_file", "verify_prior"]
 
 FORMAT_VERSION = 1
 _FREQ_KEY = "token_model.freq"
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def prior_paths(path: str | os.PathLike) -> tuple[Path, Path]:
