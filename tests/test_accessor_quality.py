@@ -48,3 +48,24 @@ def test_store_round_trip_reaches_the_recorded_quality(tmp_path, record, name):
     assert got["psnr"] == pytest.approx(want["psnr"], abs=0.25)
     assert got["ssim"] == pytest.approx(want["ssim"], abs=0.01)
     assert got["spectral_angle_deg"] == pytest.approx(want["spectral_angle_deg"], abs=0.5)
+
+
+def test_quality_tables_put_d2ar_beside_the_bench(record):
+    """The recorded tables quote the bench reports' own best classical codec and references."""
+    from xr_d2ar import bench
+    from xr_d2ar.train.evaluate import summary_markdown, to_markdown
+
+    bench_dir = RECORD.parent / "bench"
+    result = json.loads(RECORD.read_text())
+    name = "worldcereal_flanders_a_s2"
+    report = bench.read_report(bench_dir / f"{name}.json")
+    best = next(b for b in report.best_by_ratio() if b["target_ratio"] == 1000)
+    mean = next(r for r in report.rows if r.codec == "image-mean")
+    d2ar = next(r for r in record[name]["rows"] if r["target"] == 1000)
+    summary = summary_markdown(result, bench_dir)
+    line = next(x for x in summary.splitlines() if x.startswith(f"| {name} | 1000 |"))
+    assert f"{d2ar['metrics']['psnr']:.1f} / " in line
+    assert f"{best['codec']} {best['psnr']:.1f} / {best['ssim']:.2f}" in line
+    assert f"{mean.ratio:.0f}x, {mean.metrics['psnr']:.1f}" in line
+    full = to_markdown(result, bench_dir)
+    assert f"| ref. | image-mean | - | {mean.ratio:.0f} | {mean.metrics['psnr']:.1f} |" in full

@@ -34,7 +34,16 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-__all__ = ["check_tile", "evaluate_cube", "evaluate_prior", "record_in_prior", "to_markdown"]
+from xr_d2ar.bench import BenchResult, BenchRow, read_report
+
+__all__ = [
+    "check_tile",
+    "evaluate_cube",
+    "evaluate_prior",
+    "record_in_prior",
+    "summary_markdown",
+    "to_markdown",
+]
 
 CONDITIONING_BYTES_PER_IMAGE = 3
 
@@ -206,14 +215,27 @@ def record_in_prior(result: dict[str, Any], model: Any, json_path: str | Path) -
     path.write_text(json.dumps(config, indent=1, sort_keys=True) + "\n")
 
 
-def _best_classical(bench_dir: Path, cube: str, target: float) -> dict[str, Any] | None:
+def _report(bench_dir: Path, cube: str) -> BenchResult | None:
+    """The cube's ``d2ar bench`` report, if it was run."""
     path = bench_dir / f"{cube}.json"
-    if not path.is_file():
+    return read_report(path) if path.is_file() else None
+
+
+def _best_classical(report: BenchResult | None, target: float) -> BenchRow | None:
+    """The classical codec with the best PSNR at ``target`` in the bench report (None if none)."""
+    if report is None:
         return None
-    rows = json.loads(path.read_text())["rows"]
-    ok = [r for r in rows if r.get("target_ratio") == target and r.get("status") == "ok"
-          and r["codec"] not in ("image-mean", "climatology")]
-    return max(ok, key=lambda r: r["metrics"]["psnr"], default=None)
+    best = next((b for b in report.best_by_ratio() if b["target_ratio"] == target), None)
+    if best is None or best["codec"] is None:
+        return None
+    return next(r for r in report.rows if r.codec == best["codec"] and r.target_ratio == target)
+
+
+def _reference(report: BenchResult | None, codec: str = "image-mean") -> BenchRow | None:
+    """A trivial reference's row (``image-mean`` or ``climatology``) of the bench report."""
+    if report is None:
+        return None
+    return next((r for r in report.rows if r.codec == codec and r.status == "ok"), None)
 
 
 def _cells(m: dict[str, Any]) -> list[str]:
@@ -240,12 +262,15 @@ def to_markdown(result: dict[str, Any], bench_dir: str | Path) -> str:
         "- metrics: `xr_d2ar.metrics.Scorer`, as `d2ar bench` (all data pixels; classification agreement)",
         ("- classical: best PSNR among SZ3/ZFP/SPERR/JPEG 2000/HTJ2K/JPEG XL at that target, from "
          "`benchmarks/results/bench/<cube>.json`"),
+        ("- ref.: the trivial references of `d2ar bench` (`image-mean`: one mean per image and band; "
+         "`climatology`: the place's history, no bytes per image)"),
         f"- skipped (single date, seen in training): {', '.join(result['skipped']) or 'none'}",
         "",
     ]
     head = ("| target | codec | k tokens | achieved | PSNR dB | SSIM | SAM deg | NDVI MAE | class. agree "
             "| PSNR clear | SSIM clear |")
     for cube in result["cubes"]:
+        report = _report(bench_dir, cube["cube"])
         lines += [f"## {cube['cube']}", "", f"{cube['subset']}, shape {cube['shape']} {cube['dtype']}", "",
                   head, "|---|---|---|---|---|---|---|---|---|---|---|"]
         for row in cube["rows"]:
@@ -257,15 +282,50 @@ def to_markdown(result: dict[str, Any], bench_dir: str | Path) -> str:
             clear = f"{mc['psnr']:.1f} | {mc['ssim']:.3f}" if mc else "- | -"
             lines.append(f"| {tgt} | **d2ar** | {row['tokens']} | {row['ratio']:.0f} | "
                          + " | ".join(_cells(row["metrics"])) + f" | {clear} |")
-            best = None if row["target"] is None else _best_classical(bench_dir, cube["cube"], row["target"])
             if row["target"] is not None:
+                best = _best_classical(report, row["target"])
                 if best is None:
                     lines.append(f"| {tgt} | classical | - | none reaches it | | | | | | | |")
                 else:
-                    lines.append(f"| {tgt} | {best['codec']} | - | {best['ratio']:.0f} | "
-                                 + " | ".join(_cells(best["metrics"])) + " | n/a | n/a |")
+                    lines.append(f"| {tgt} | {best.codec} | - | {best.ratio:.0f} | "
+                                 + " | ".join(_cells(best.metrics)) + " | n/a | n/a |")
+        for ref in filter(None, (_reference(report, "image-mean"), _reference(report, "climatology"))):
+            lines.append(f"| ref. | {ref.codec} | - | {ref.ratio:.0f} | "
+                         + " | ".join(_cells(ref.metrics)) + " | n/a | n/a |")
         lines.append("")
     return "\n".join(lines)
+
+
+def summary_markdown(result: dict[str, Any], bench_dir: str | Path) -> str:
+    """One table over cubes: D2AR at each target beside the best classical codec at that target
+    and at 100x, and the image-mean reference (PSNR dB / SSIM)."""
+    bench_dir = Path(bench_dir)
+    lines = [
+        "| cube | target | D2AR: achieved, PSNR / SSIM | best classical at target | "
+        "best classical at 100x | image-mean: ratio, PSNR / SSIM |",
+        "|---|---|---|---|---|---|",
+    ]
+
+    def cell(row: BenchRow | None) -> str:
+        if row is None:
+            return "none reaches it"
+        return f"{row.codec} {row.metrics['psnr']:.1f} / {row.metrics['ssim']:.2f}"
+
+    for cube in result["cubes"]:
+        report = _report(bench_dir, cube["cube"])
+        ref = _reference(report)
+        ref_cell = (f"{ref.ratio:.0f}x, {ref.metrics['psnr']:.1f} / {ref.metrics['ssim']:.2f}"
+                    if ref else "-")
+        for row in cube["rows"]:
+            if row["target"] is None:
+                continue
+            d2ar = (f"{row['ratio']:.0f}x, {row['metrics']['psnr']:.1f} / "
+                    f"{row['metrics']['ssim']:.2f} (k={row['tokens']})"
+                    if row["status"] == "ok" else row["status"])
+            lines.append(f"| {cube['cube']} | {row['target']:g} | {d2ar} | "
+                         f"{cell(_best_classical(report, row['target']))} | "
+                         f"{cell(_best_classical(report, 100.0))} | {ref_cell} |")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -281,16 +341,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--bench-dir", default="benchmarks/results/bench")
     ap.add_argument("--out", default="benchmarks/results/prior_quality")
     ap.add_argument("--record", action="store_true", help="also record the results in the prior's JSON")
+    ap.add_argument("--render", action="store_true",
+                    help="only re-write the Markdown tables from an existing <out>.json")
     args = ap.parse_args(argv)
-    model = load_model(args.prior, device="cpu")
-    ratios = [float(r) for r in args.ratios.split(",")]
-    result = evaluate_prior(model, args.cubes, ratios=ratios, steps=args.steps)
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(result, indent=1, default=str) + "\n")
+    if args.render:
+        result = json.loads(out.with_suffix(".json").read_text())
+    else:
+        model = load_model(args.prior, device="cpu")
+        ratios = [float(r) for r in args.ratios.split(",")]
+        result = evaluate_prior(model, args.cubes, ratios=ratios, steps=args.steps)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.with_suffix(".json").write_text(json.dumps(result, indent=1, default=str) + "\n")
     out.with_suffix(".md").write_text(to_markdown(result, args.bench_dir) + "\n")
+    summary = out.with_name(out.name + "_summary.md")
+    summary.write_text(summary_markdown(result, args.bench_dir))
     print(out.with_suffix(".md").read_text())
-    if args.record:
+    if args.record and not args.render:
         from xr_d2ar.model.api import DEFAULT_PRIOR
         from xr_d2ar.model.checkpoint import prior_paths
 
