@@ -215,6 +215,12 @@ def test_rate_options_are_checked(flanders):
         assert flanders.d2ar.compress(ratio=1e9)["tokens"].shape[-1] == 0
 
 
+def test_unknown_sensor_is_named_not_silently_accepted(flanders):
+    typo = flanders.assign_coords(sensor=("time", ["S2A"] * flanders.sizes["time"]))
+    with pytest.warns(UserWarning, match=r"sensor\(s\) \['S2A'\].*Sentinel-2A"):
+        typo.d2ar.compress(ratio=1000)
+
+
 def test_irregular_chunks_are_refused_with_the_fix(flanders):
     with pytest.raises(ChunkAlignmentError, match=r"one size.*\(2, 1, 1\).*cube.chunk\(time=2\)"):
         flanders.d2ar.compress(chunks={"time": (2, 1, 1)})

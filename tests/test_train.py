@@ -161,3 +161,15 @@ def test_cli_trains_a_prior(tmp_path):
                  "--flow-steps", "4", "--batch-size", "4", "--device", "cpu", "--no-progress"]) == 0
     assert (out / "d2ar-prior.safetensors").is_file() and (out / "metrics.csv").is_file()
     assert main(["train", "--device", "cpu"]) == 1  # no cubes: a clear error, not a traceback
+
+
+def test_resume_keeps_the_runs_settings_and_says_so():
+    from dataclasses import asdict
+
+    from xr_d2ar.train.trainer import _resumed_config
+
+    saved = asdict(TrainConfig(preset="tiny", flow_lr=5e-4, flow_steps=100))
+    given = TrainConfig(preset="tiny", flow_lr=1e-3, flow_steps=400)
+    with pytest.warns(UserWarning, match=r"flow_lr=0.0005 \(given 0.001\)"):
+        merged = _resumed_config(saved, given)
+    assert merged.flow_lr == 5e-4 and merged.flow_steps == 400  # budgets may grow on resume

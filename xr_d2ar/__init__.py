@@ -11,7 +11,18 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from xr_d2ar import accessor as _accessor  # noqa: F401  (registers the .d2ar accessor)
-from xr_d2ar import baselines, bench, codecs, datasets, errors, geo, kernels, metrics, parallel, store
+from xr_d2ar import (
+    baselines,
+    bench,
+    codecs,
+    datasets,
+    errors,
+    geo,
+    kernels,
+    metrics,
+    parallel,
+    store,
+)
 from xr_d2ar._options import get_options, set_options
 from xr_d2ar.backend import open_dataset
 from xr_d2ar.errors import D2arError

@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+
 __all__ = ["OPTIONS", "get_options", "set_options"]
 
 
@@ -81,7 +82,7 @@ class set_options:
             self.old[key] = OPTIONS[key]
         OPTIONS.update(kwargs)
 
-    def __enter__(self) -> set_options:
+    def __enter__(self) -> set_options:  # noqa: PYI034
         return self
 
     def __exit__(self, *exc: object) -> None:

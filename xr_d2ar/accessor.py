@@ -195,6 +195,16 @@ class _D2arBase:
         if steps is None:
             steps = int(prior.config.get("decode", {}).get("steps", 8))
         prior.check_bands(ds["wavelength"].values)
+        unknown = prior.unknown_sensors(ds["sensor"].values)
+        if unknown:
+            warnings.warn(
+                f"Prior {prior.name!r} was not trained on sensor(s) {unknown}: they are coded as "
+                "'unknown', with its generic normalisation (reflectance in [0, 1]), so quality may "
+                f"suffer. Known sensors: {[s for s in prior.config['sensors'] if s != 'unknown']}. "
+                "Set the cube's 'sensor' coordinate to one of them if it is the same instrument.",
+                UserWarning,
+                stacklevel=2,
+            )
         values = _tile_aligned(ds["reflectance"], prior.tile_size, chunks)
         grid = TileGrid.for_shape(values.sizes["y"], values.sizes["x"], prior.tile_size)
         k = _n_tokens(prior, ratio, tokens, values, grid)

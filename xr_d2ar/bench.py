@@ -537,8 +537,8 @@ def read_report(path: str | os.PathLike) -> BenchResult:
 def summary_markdown(results: Sequence[BenchResult]) -> str:
     """One table over cubes: the best classical codec at each target, and the image-mean reference."""
     lines = [
-        "| cube | shape (t, band, y, x) | target | best classical | achieved | PSNR dB | SSIM |"
-        " image-mean: ratio, PSNR dB |",
+        ("| cube | shape (t, band, y, x) | target | best classical | achieved | PSNR dB | SSIM |"
+        " image-mean: ratio, PSNR dB |"),
         "|---|---|---|---|---|---|---|---|",
     ]
     for result in sorted(results, key=lambda r: r.cube):

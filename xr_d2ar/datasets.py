@@ -533,7 +533,7 @@ def split_time(ds: xr.Dataset, *, holdout: float = 0.2) -> tuple[xr.Dataset, xr.
         raise ValueError(f"holdout must be a fraction in (0, 1). Got {holdout!r} instead.")
     n = ds.sizes["time"]
     order = np.argsort(ds["time"].values, kind="stable")
-    n_hold = 0 if n < 2 else builtins.max(1, int(round(n * holdout)))
+    n_hold = 0 if n < 2 else builtins.max(1, round(n * holdout))
     train_idx = np.sort(order[: n - n_hold])
     hold_idx = np.sort(order[n - n_hold :])
     return ds.isel(time=train_idx), ds.isel(time=hold_idx)

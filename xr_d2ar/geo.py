@@ -27,7 +27,7 @@ def cube_crs(ds: xr.Dataset | xr.DataArray) -> CRS:
     problem = "has no coordinate reference system"
     try:
         crs = ds.rio.crs
-    except Exception as exc:  # rioxarray/rasterio/pyproj raise assorted types on a bad grid mapping
+    except Exception as exc:  # noqa: BLE001 (rioxarray/rasterio/pyproj: assorted types; named below)
         crs, problem = None, f"has a grid mapping that cannot be read ({exc})"
     if crs is None:
         raise MissingCRSError(

@@ -58,8 +58,8 @@ def figure(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from xr_d2ar.datasets import to_reflectance
     from xr_d2ar import metrics
+    from xr_d2ar.datasets import to_reflectance
 
     ref = to_reflectance(original).values
     rec = to_reflectance(reconstruction).values
@@ -125,8 +125,9 @@ def run(args: argparse.Namespace) -> int:
     with datasets.open(args.cube) as lazy:
         cube = lazy.load()
     _, held_out = datasets.split_time(cube)
-    if held_out.sizes["time"] == 0:
-        held_out = cube
+    which = "held-out dates"
+    if held_out.sizes["time"] == 0:  # a single-date cube: the prior saw it in training
+        held_out, which = cube, "dates seen in training"
     start = time.perf_counter()
     tokens = held_out.d2ar.compress(ratio=args.ratio)
     store_path = out / f"{args.cube}.d2ar.zarr"
@@ -149,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
     )
     n_t = held_out.sizes["time"]
     print(
-        f"cube     {args.cube}: {n_t} held-out dates x {held_out.sizes['band']} bands x "
+        f"cube     {args.cube}: {n_t} {which} x {held_out.sizes['band']} bands x "
         f"{held_out.sizes['y']} x {held_out.sizes['x']} px, prior {layout.model_name} "
         f"({layout.n_tokens} tokens per {layout.tile_size} px tile)"
     )
@@ -161,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
     ndvi = "n/a" if scores["ndvi_mae"] is None else f"{scores['ndvi_mae']:.3f}"
     print(
         f"quality  PSNR {scores['psnr']:.2f} dB, SSIM {scores['ssim']:.3f}, spectral angle "
-        f"{scores['spectral_angle_deg']:.2f} deg, NDVI MAE {ndvi} (held-out dates)"
+        f"{scores['spectral_angle_deg']:.2f} deg, NDVI MAE {ndvi} ({which})"
     )
     print(f"figure   {fig_path} (date {str(held_out['time'].values[shown])[:10]})")
     return 0

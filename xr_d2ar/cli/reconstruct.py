@@ -6,8 +6,8 @@ import argparse
 import sys
 import time
 
-from xr_d2ar.cli.compress import add_cluster_options, cluster_kwargs
 from xr_d2ar._options import DECODE_ENGINES
+from xr_d2ar.cli.compress import add_cluster_options, cluster_kwargs
 from xr_d2ar.datasets import NETCDF_ENGINE
 
 __all__ = ["register", "run"]

@@ -113,4 +113,8 @@ class TokenCodecV3(ArrayBytesCodec):
         return await asyncio.to_thread(self._decode_sync, chunk_bytes, chunk_spec)
 
     def compute_encoded_size(self, _input_byte_length: int, _chunk_spec: ArraySpec) -> int:
-        raise NotImplementedError
+        raise NotImplementedError(
+            "xr_d2ar.tokens is a variable-size entropy codec: its encoded size is known only "
+            "after encoding, so it cannot sit inside a zarr sharding codec. Store the tokens "
+            "unsharded (tokens.d2ar.encoding() does)."
+        )

@@ -182,6 +182,12 @@ class D2arModel:
                 bands=[f"{float(b):g} nm" for b in bad],
             )
 
+    def unknown_sensors(self, sensor: Any) -> list[str]:
+        """Sensor names this prior was not trained on (they decode as ``"unknown"``, with the
+        prior's generic normalisation)."""
+        names = {str(s) for s in np.asarray(sensor).reshape(-1)}
+        return sorted(n for n in names if n not in self._sensors or n == "unknown")
+
     def tokens_for_ratio(self, ratio: float, *, n_bands: int, itemsize: int) -> int:
         """Number of tokens k that keeps a tile at or above ``ratio`` (original / stored bytes).
 

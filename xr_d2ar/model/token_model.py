@@ -48,7 +48,7 @@ def fit_token_model(
     if tokens.min() < 0 or tokens.max() >= codebook_size:
         raise ValueError(f"tokens must lie in [0, {codebook_size}). Got [{tokens.min()}, {tokens.max()}].")
     order = np.random.default_rng(seed).permutation(len(tokens))
-    n_hold = max(1, int(round(holdout * len(tokens))))
+    n_hold = max(1, round(holdout * len(tokens)))
     fit, held = tokens[order[n_hold:]], tokens[order[:n_hold]]
     scores = {s: cross_entropy_bits(_table(fit, codebook_size, s), held) for s in _SCALES}
     best = min(scores, key=lambda s: scores[s].sum())

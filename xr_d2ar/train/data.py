@@ -274,7 +274,7 @@ class TileBank:
         mean, std = band_stats(self.stats, np.array([src.meta["sensor"][i]]), wl)
         norm = normalise(phys[None], mean, std)[0]  # (B_src, y, x)
         oy, ox = src.origins()
-        n = max(1, int(round(self.tiles_per_area * src.ny * src.nx / t**2)))
+        n = max(1, round(self.tiles_per_area * src.ny * src.nx / t**2))
         iy = self.rng.integers(len(oy), size=n)
         ix = self.rng.integers(len(ox), size=n)
         pad_y = oy[-1] + t - src.ny

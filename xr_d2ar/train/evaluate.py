@@ -301,8 +301,8 @@ def summary_markdown(result: dict[str, Any], bench_dir: str | Path) -> str:
     and at 100x, and the image-mean reference (PSNR dB / SSIM)."""
     bench_dir = Path(bench_dir)
     lines = [
-        "| cube | target | D2AR: achieved, PSNR / SSIM | best classical at target | "
-        "best classical at 100x | image-mean: ratio, PSNR / SSIM |",
+        ("| cube | target | D2AR: achieved, PSNR / SSIM | best classical at target | "
+        "best classical at 100x | image-mean: ratio, PSNR / SSIM |"),
         "|---|---|---|---|---|---|",
     ]
 

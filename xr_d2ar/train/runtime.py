@@ -70,16 +70,28 @@ class Runtime:
         return float(t.item()) / self.world_size
 
 
+def _compiler_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions raised by the compiler itself (dynamo, inductor), not by the model's code."""
+    import torch._dynamo.exc as dynamo_exc
+    import torch._inductor.exc as inductor_exc
+
+    return (dynamo_exc.TorchDynamoException, inductor_exc.InductorError)
+
+
 def safe_compile(fn: Callable) -> Callable:
-    """``torch.compile(fn)`` that falls back to ``fn`` (with a warning) if compilation fails."""
+    """``torch.compile(fn)`` that falls back to ``fn`` (with a warning) if the *compiler* fails.
+
+    Errors of the model or the data (shapes, NaN checks, ...) are raised as usual.
+    """
     compiled = torch.compile(fn)
     state = {"ok": True}
+    errors = _compiler_errors()
 
     def call(*args: Any, **kwargs: Any) -> Any:
         if state["ok"]:
             try:
                 return compiled(*args, **kwargs)
-            except Exception as exc:  # noqa: BLE001 - compiler bugs must not kill a training run
+            except errors as exc:  # compiler bugs must not kill a training run
                 warnings.warn(f"torch.compile failed ({type(exc).__name__}: {exc}); running eager.")
                 state["ok"] = False
         return fn(*args, **kwargs)

@@ -13,6 +13,7 @@ import os
 import platform
 import sys
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -239,6 +240,31 @@ def _tokens_of_bank(net: D2arNet, bank: TileBank, rt: Runtime, batch: int) -> np
     return np.concatenate(out)
 
 
+#: TrainConfig fields a resumed run takes from the caller (budgets and logging); the others are
+#: the run's own (they shape the model, the data or the optimiser state).
+_RESUME_OVERRIDABLE = (
+    "vae_steps", "flow_steps", "vae_minutes", "flow_minutes", "log_every", "eval_every", "ckpt_every",
+)
+
+
+def _resumed_config(saved: dict[str, Any], given: TrainConfig) -> TrainConfig:
+    """The saved run's config, with the caller's budgets; other differences are named in a warning."""
+    merged = dict(saved, **{k: getattr(given, k) for k in _RESUME_OVERRIDABLE})
+    ignored = {
+        k: (v, saved[k]) for k, v in asdict(given).items()
+        if k not in _RESUME_OVERRIDABLE and k in saved and v != saved[k]
+    }
+    if ignored:
+        listed = ", ".join(f"{k}={run!r} (given {new!r})" for k, (new, run) in sorted(ignored.items()))
+        warnings.warn(
+            f"Resuming keeps the run's own settings: {listed}. Only step/minute budgets and "
+            "logging can change on resume; start a new --out folder to change the others.",
+            UserWarning,
+            stacklevel=3,
+        )
+    return TrainConfig(**merged)
+
+
 def train_sources(
     sources: Sequence[CubeSource],
     held: Sequence[CubeSource],
@@ -278,7 +304,7 @@ def _train(
         cfg = ModelConfig.from_dict(init[2]["architecture"])
     if ckpt is not None and run_path.is_file():
         run = json.loads(run_path.read_text())
-        tc = TrainConfig(**run["train_config"])
+        tc = _resumed_config(run["train_config"], tc)
         cfg = ModelConfig.from_dict(run["architecture"])
     else:
         sensors = ["unknown"] + sorted({str(s) for src in sources for s in src.meta["sensor"]})
@@ -308,6 +334,13 @@ def _train(
                "geo_octaves": cfg.geo_octaves, "cloud_weight": tc.cloud_weight, "device": rt.device}
     bank = TileBank(sources, tiles_per_area=tc.tiles_per_area, capacity=tc.capacity,
                     seed=tc.seed + 1000 * rt.rank, **bank_kw)
+    if not held:
+        warnings.warn(
+            "No held-out dates (every cube has a single date or holdout=0): val_loss in metrics.csv "
+            "is measured on training tiles, so it does not show over-fitting.",
+            UserWarning,
+            stacklevel=2,
+        )
     val_bank = TileBank(held or sources, tiles_per_area=1.0, capacity=2 * tc.batch_size, seed=12345, **bank_kw)
     val_index = val_bank.sample(min(tc.batch_size, len(val_bank)))
     log = MetricsLog(out, enabled=rt.is_main)
