@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import dask.array as da
 import numpy as np
 import pytest
@@ -161,6 +163,17 @@ def test_encoding_uses_the_token_codec(tokens):
     assert set(enc3) >= {"tokens", "nodata", "valid", "scene_class", "label", "crop_type"}
     with pytest.raises(ValueError, match="zarr_format must be 2 or 3"):
         tokens.d2ar.encoding(zarr_format=4)
+
+
+def test_to_zarr_reports_a_ratio_short_of_the_request(tokens, tmp_path):
+    sizes = tokens.d2ar.to_zarr(tmp_path / "as-asked.zarr", progress=False)
+    honest = tokens.assign_attrs(d2ar_ratio=sizes.token_ratio)  # asks what it gets: no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        honest.d2ar.to_zarr(tmp_path / "honest.zarr", progress=False)
+    greedy = tokens.assign_attrs(d2ar_ratio=sizes.token_ratio * 2)  # claims twice what it gets
+    with pytest.warns(UserWarning, match=r"Asked for ratio=.*got \d+x on disk"):
+        greedy.d2ar.to_zarr(tmp_path / "greedy.zarr", progress=False)
 
 
 def test_to_zarr_refuses_to_overwrite_and_can_defer(tokens):

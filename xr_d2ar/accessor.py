@@ -383,7 +383,30 @@ class D2arDatasetAccessor(_D2arBase):
             progress=progress,
             model_paths=() if ref_path is None else (str(ref_path),),
         )
-        return store.store_sizes(path) if Path(path).is_dir() else None
+        if not Path(path).is_dir():
+            return None
+        sizes = store.store_sizes(path)
+        _warn_if_short(layout, sizes)
+        return sizes
+
+
+#: Achieved token ratio below this share of the requested one is reported with a warning.
+_SHORT_RATIO = 0.9
+
+
+def _warn_if_short(layout: store.TokenLayout, sizes: store.StoreSizes) -> None:
+    """Warn when the tokens on disk fall clearly short of the ratio ``compress`` was asked for."""
+    if layout.ratio is None or not sizes.token_bytes:
+        return
+    if sizes.token_ratio < _SHORT_RATIO * layout.ratio:
+        warnings.warn(
+            f"Asked for ratio={layout.ratio:g}, got {sizes.token_ratio:.0f}x on disk for the "
+            f"tokens ({layout.n_tokens} per tile): this cube's tokens cost more bits than the "
+            "prior's token model expects. Compress with a higher ratio= or a smaller tokens= "
+            "to stay within budget.",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _for_zarr(tokens: xr.Dataset, zarr_format: int) -> xr.Dataset:
