@@ -10,6 +10,7 @@ import argparse
 import importlib
 import os
 import sys
+import warnings
 
 __all__ = ["build_parser", "main"]
 
@@ -41,7 +42,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            # warnings are messages to the user here: one line each, without source locations
+            warnings.showwarning = lambda msg, *_a, **_k: print(
+                f"d2ar {args.command}: warning: {msg}", file=sys.stderr
+            )
+            return int(args.func(args) or 0)
     except (D2arError, ValueError, OSError) as exc:  # bad input: the message names the fix
         if os.environ.get("XR_D2AR_DEBUG") == "1":
             raise
