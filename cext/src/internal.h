@@ -77,6 +77,12 @@ D2AR_HIDDEN int d2ar__gemm_tune(int backend, int64_t kc, int64_t mc, int64_t nc)
 D2AR_HIDDEN float d2ar__expf(float x);
 D2AR_HIDDEN float d2ar__act1(float x, int act);
 D2AR_HIDDEN void d2ar__act_row(float *y, int64_t n, int act);
+/* The same activations 8 lanes at a time (bit-identical); returns how many it did (x86-64). */
+D2AR_HIDDEN int64_t d2ar__act_row_avx2(float *y, int64_t n, int act);
+/* y[i] = d2ar__expf(x[i] * scale - m), 8 lanes at a time (bit-identical); returns how many. */
+D2AR_HIDDEN int64_t d2ar__exp_row_avx2(const float *x, int64_t n, float scale, float m, float *y);
+/* True when the selected backend runs on an x86-64 CPU with AVX2 (AVX2, AVX-512, AMX). */
+D2AR_HIDDEN int d2ar__use_avx2(void);
 D2AR_HIDDEN int d2ar__act_valid(int act);
 D2AR_HIDDEN float d2ar__bf16_to_f32(uint16_t h);
 

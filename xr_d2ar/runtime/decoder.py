@@ -50,10 +50,10 @@ class CextDecoder:
     def __init__(self, model: D2arModel) -> None:
         self.model = model
         self.cfg = model.net.cfg
-        self.w: nn.Weights = {
+        self.w: nn.Weights = nn.transposed({
             k: np.ascontiguousarray(v.detach().cpu().float().numpy())
             for k, v in model.net.state_dict().items()
-        }
+        })
 
     # ---------------------------------------------------------------- flow network
     def _condition(self, t: np.ndarray, geo: np.ndarray, date: np.ndarray,

@@ -50,7 +50,14 @@ float d2ar__act1(float x, int act) {
 
 void d2ar__act_row(float *y, int64_t n, int act) {
     if (act == D2AR_ACT_NONE) return;
-    for (int64_t i = 0; i < n; i++) y[i] = d2ar__act1(y[i], act);
+    int64_t i = d2ar__use_avx2() ? d2ar__act_row_avx2(y, n, act) : 0; /* same bits, 8 lanes */
+    for (; i < n; i++) y[i] = d2ar__act1(y[i], act);
+}
+
+int d2ar__use_avx2(void) {
+    int backend = d2ar_get_backend();
+    return backend == D2AR_BACKEND_AVX2 || backend == D2AR_BACKEND_AVX512 ||
+           backend == D2AR_BACKEND_AMX;
 }
 
 int d2ar__act_valid(int act) {

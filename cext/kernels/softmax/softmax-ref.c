@@ -12,11 +12,10 @@ static void softmax_rows(int64_t rows, int64_t cols, const float *x, int64_t ld,
             float v = xr[c] * scale;
             m = v > m ? v : m;
         }
+        int64_t c0 = d2ar__use_avx2() ? d2ar__exp_row_avx2(xr, cols, scale, m, yr) : 0;
+        for (int64_t c = c0; c < cols; c++) yr[c] = d2ar__expf(xr[c] * scale - m);
         float s = 0.0f;
-        for (int64_t c = 0; c < cols; c++) {
-            yr[c] = d2ar__expf(xr[c] * scale - m);
-            s = s + yr[c];
-        }
+        for (int64_t c = 0; c < cols; c++) s = s + yr[c]; /* one sequential sum, as the reference */
         for (int64_t c = 0; c < cols; c++) yr[c] = yr[c] / s;
     }
 }

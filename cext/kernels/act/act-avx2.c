@@ -1,0 +1,81 @@
+/* act-avx2.c - the activations of act-ref.c, 8 lanes at a time (x86-64 AVX2).
+ *
+ * Every lane runs the scalar formula's IEEE operations in the scalar order: multiply and add
+ * stay separate (no fma, as -ffp-contract=off makes the scalar code), the same constants, the
+ * same clamps, and NaN lanes return their input as the scalar code does. So the result is
+ * act-ref.c's bit for bit; only the speed differs (the fused GEMM epilogue of the flow's MLPs,
+ * and the exponentials of the attention softmax).
+ * Compiled for every x86-64 build through a target attribute; used when the AVX2, AVX-512 or
+ * AMX backend is selected. */
+#include "../../src/internal.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+#define TGT __attribute__((target("avx2")))
+
+TGT static inline __m256 expf8(__m256 x) {
+    const __m256 nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
+    __m256 v = _mm256_max_ps(_mm256_min_ps(x, _mm256_set1_ps(88.0f)), _mm256_set1_ps(-87.0f));
+    const __m256 shifter = _mm256_set1_ps(12582912.0f);
+    __m256 n = _mm256_sub_ps(
+        _mm256_add_ps(_mm256_mul_ps(v, _mm256_set1_ps(1.44269504088896341f)), shifter), shifter);
+    __m256 r = _mm256_sub_ps(_mm256_sub_ps(v, _mm256_mul_ps(n, _mm256_set1_ps(0.693145751953125f))),
+                             _mm256_mul_ps(n, _mm256_set1_ps(1.428606765330187e-06f)));
+    __m256 p = _mm256_set1_ps(1.0f / 720.0f);
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.0f / 120.0f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.0f / 24.0f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.0f / 6.0f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(0.5f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.0f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.0f));
+    __m256i e = _mm256_add_epi32(_mm256_cvttps_epi32(n), _mm256_set1_epi32(127));
+    __m256 scale = _mm256_castsi256_ps(_mm256_slli_epi32(e, 23));
+    return _mm256_blendv_ps(_mm256_mul_ps(p, scale), x, nan);
+}
+
+TGT static inline __m256 act8(__m256 x, int act) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    switch (act) {
+    case D2AR_ACT_RELU:
+        return _mm256_and_ps(x, _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GT_OQ));
+    case D2AR_ACT_SILU: {
+        __m256 neg = _mm256_xor_ps(x, _mm256_set1_ps(-0.0f));
+        return _mm256_div_ps(x, _mm256_add_ps(one, expf8(neg)));
+    }
+    case D2AR_ACT_GELU_TANH: {
+        __m256 cube = _mm256_mul_ps(_mm256_mul_ps(x, x), x);
+        __m256 inner = _mm256_add_ps(x, _mm256_mul_ps(_mm256_set1_ps(0.044715f), cube));
+        __m256 u = _mm256_mul_ps(_mm256_set1_ps(0.7978845608028654f), inner);
+        __m256 e = expf8(_mm256_mul_ps(_mm256_set1_ps(2.0f), u));
+        __m256 t = _mm256_sub_ps(one, _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(one, e)));
+        return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), x), _mm256_add_ps(one, t));
+    }
+    default: return x;
+    }
+}
+
+TGT int64_t d2ar__act_row_avx2(float *y, int64_t n, int act) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, act8(_mm256_loadu_ps(y + i), act));
+    return i;
+}
+
+TGT int64_t d2ar__exp_row_avx2(const float *x, int64_t n, float scale, float m, float *y) {
+    const __m256 s = _mm256_set1_ps(scale), mm = _mm256_set1_ps(m);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, expf8(_mm256_sub_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), s), mm)));
+    return i;
+}
+#else
+int64_t d2ar__act_row_avx2(float *y, int64_t n, int act) {
+    (void)y, (void)n, (void)act;
+    return 0;
+}
+
+int64_t d2ar__exp_row_avx2(const float *x, int64_t n, float scale, float m, float *y) {
+    (void)x, (void)n, (void)scale, (void)m, (void)y;
+    return 0;
+}
+#endif
