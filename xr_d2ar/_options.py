@@ -60,7 +60,7 @@ class set_options:
     decode_engine : str
         What decodes the prior: ``'torch'`` (default; on the option ``device``) or ``'cext'``
         (our CPU kernels, :mod:`xr_d2ar.runtime`: the same bits on every CPU, batch and thread
-        count; about 0.6-0.75x torch's speed on a 2-core CPU today, see BENCHMARKS.md).
+        count; about 0.9x torch's speed on a 2-core CPU today, see BENCHMARKS.md).
 
     Examples
     --------
