@@ -122,7 +122,7 @@ def test_cli_errors(tmp_path, capsys):
     assert main(["bench", "--data", "cbers4_awfi_bahia", "--codecs", "jpeg3000"]) == 1
     assert "Unknown codec 'jpeg3000'" in capsys.readouterr().err
     assert main(["bench", "--data", "no_such_cube"]) == 1
-    assert "neither a sample cube nor an existing path" in capsys.readouterr().err
+    assert "No file, folder or sample cube named 'no_such_cube'" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:
         main(["bench", "--data", "cbers4_awfi_bahia", "--ratios", "0.5"])
     assert exc.value.code == 2

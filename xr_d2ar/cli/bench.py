@@ -9,7 +9,6 @@ Example::
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 __all__ = ["register"]
@@ -77,33 +76,14 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _open(data: str) -> tuple[Any, str]:
-    from xr_d2ar import datasets
-    from xr_d2ar.errors import DataNotFoundError
-
-    path = Path(data)
-    if path.exists():
-        return datasets.open_cube(path), path.stem
-    try:
-        names = datasets.available()
-    except DataNotFoundError:
-        names = []
-    if data in names:
-        return datasets.open(data), data
-    raise DataNotFoundError(
-        f"--data {data!r} is neither a sample cube nor an existing path. Sample cubes: "
-        f"{', '.join(names) or 'none found (set XR_D2AR_DATA)'}.",
-        name=data,
-    )
-
-
 def run(args: argparse.Namespace) -> int:
     """Run the bench for ``args`` and write the reports; returns the exit code."""
     from xr_d2ar import bench
     from xr_d2ar.baselines import get_codec
+    from xr_d2ar.cli.compress import cube_name, open_input
 
     codecs = [get_codec(n) for n in args.codecs] if args.codecs else None  # fail before loading
-    ds, name = _open(args.data)
+    ds, name = open_input(args.data), cube_name(args.data)
     cube, history, subset = bench.bench_split(ds, holdout=args.holdout, crop=args.crop)
     result = bench.run_bench(
         cube, codecs=codecs, ratios=args.ratios, history=history, name=name, subset=subset,

@@ -17,6 +17,7 @@ from xr_d2ar.errors import DataNotFoundError
 __all__ = [
     "add_cluster_options",
     "cluster_kwargs",
+    "cube_name",
     "open_input",
     "parse_mapping",
     "register",
@@ -79,7 +80,10 @@ def cluster_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 def open_input(
     source: str, *, crs: str | None = None, sensor: str | None = None, variable: str | None = None
 ) -> xr.Dataset:
-    """A cube from a path (NetCDF, GeoTIFF, Zarr) or a sample cube's name, in canonical form."""
+    """A cube from a path (NetCDF, GeoTIFF, Zarr) or a sample cube's name, in canonical form.
+
+    Every sub-command that reads a cube takes it this way.
+    """
     if Path(source).exists():
         return datasets.open_cube(source, crs=crs, sensor=sensor, variable=variable)
     try:
@@ -91,9 +95,14 @@ def open_input(
     raise DataNotFoundError(
         f"No file, folder or sample cube named {source!r}. Got a path that does not exist. "
         "Pass a NetCDF/GeoTIFF/Zarr path or one of the sample cubes: "
-        f"{', '.join(names) or 'none'}.",
+        f"{', '.join(names) or 'none found (set XR_D2AR_DATA)'}.",
         name=source,
     )
+
+
+def cube_name(source: str) -> str:
+    """How a cube given as a path or a sample name is named in reports: the file stem or name."""
+    return Path(source).stem if Path(source).exists() else source
 
 
 def size_line(sizes: Any) -> str:

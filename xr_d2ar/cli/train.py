@@ -48,16 +48,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _open_cubes(specs: list[str]) -> dict:
     from xr_d2ar import datasets
+    from xr_d2ar.cli.compress import cube_name, open_input
 
     names = datasets.available() if specs == ["all"] else specs
-    cubes = {}
-    for spec in names:
-        path = Path(spec)
-        if path.exists():
-            cubes[path.stem] = datasets.open_cube(path)
-        else:
-            cubes[spec] = datasets.open(spec)
-    return cubes
+    return {cube_name(spec): open_input(spec) for spec in names}
 
 
 def run(args: argparse.Namespace) -> int:
