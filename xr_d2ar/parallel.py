@@ -167,12 +167,14 @@ class CodingSpec:
 
     def to_stored(self, phys: np.ndarray) -> np.ndarray:
         """float32 physical values -> storage dtype; valid pixels never take the fill value."""
+        from xr_d2ar.baselines._base import to_stored
+
         dtype = np.dtype(self.dtype)
         raw = (phys.astype(np.float64) - self.add_offset) / self.scale_factor
         if not np.issubdtype(dtype, np.integer):
             return raw.astype(dtype)
         info = np.iinfo(dtype)
-        out = np.clip(np.rint(np.nan_to_num(raw)), info.min, info.max).astype(dtype)
+        out = to_stored(np.nan_to_num(raw), dtype)
         fill = self.fill_value
         if fill is not None and info.min <= fill <= info.max:
             out[out == fill] = fill + 1 if fill < info.max else fill - 1

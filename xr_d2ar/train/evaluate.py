@@ -50,14 +50,12 @@ CONDITIONING_BYTES_PER_IMAGE = 3
 
 def _stored_roundtrip(phys: np.ndarray, da: xr.DataArray) -> np.ndarray:
     """Physical values -> stored dtype (rounded, clipped) -> physical, as a store would keep them."""
+    from xr_d2ar.baselines._base import to_stored
+
     scale = float(da.attrs.get("scale_factor", 1.0))
     offset = float(da.attrs.get("add_offset", 0.0))
-    dtype = da.dtype
-    if np.issubdtype(dtype, np.integer):
-        info = np.iinfo(dtype)
-        stored = np.clip(np.round((phys - offset) / scale), info.min, info.max)
-        return stored * scale + offset
-    return phys.astype(dtype).astype(np.float64)
+    stored = to_stored((np.asarray(phys, np.float64) - offset) / scale, da.dtype)
+    return stored.astype(np.float64) * scale + offset
 
 
 def _tiles(model: Any, ds: xr.Dataset) -> dict[str, Any]:
