@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from xr_d2ar.cli.compress import add_cluster_options
+
 __all__ = ["figure", "register", "run"]
 
 DEFAULT_CUBE = "worldcereal_flanders_a_s2"
@@ -109,16 +111,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--ratio", type=float, default=1000.0, help="target ratio (default 1000)")
     p.add_argument("--out", default="d2ar-demo", help="output folder (default ./d2ar-demo)")
     p.add_argument("--zarr-format", type=int, choices=(2, 3), default=3)
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_cluster_options(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo and print what it measured."""
     import xr_d2ar.accessor  # noqa: F401  (registers .d2ar)
-    from xr_d2ar import datasets, metrics
+    from xr_d2ar import datasets, metrics, parallel
     from xr_d2ar.backend import open_dataset
-    from xr_d2ar.cli.compress import size_line
+    from xr_d2ar.cli.compress import cluster_kwargs, size_line
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -132,11 +134,11 @@ def run(args: argparse.Namespace) -> int:
     tokens = held_out.d2ar.compress(ratio=args.ratio)
     store_path = out / f"{args.cube}.d2ar.zarr"
     sizes = tokens.d2ar.to_zarr(
-        store_path, zarr_format=args.zarr_format, mode="w", progress=not args.no_progress
+        store_path, zarr_format=args.zarr_format, mode="w", **cluster_kwargs(args)
     )
     encode_s = time.perf_counter() - start
     start = time.perf_counter()
-    rec = open_dataset(store_path, chunks={}).compute()
+    (rec,) = parallel.compute(open_dataset(store_path, chunks={}), **cluster_kwargs(args))
     decode_s = time.perf_counter() - start
     scores = metrics.evaluate(held_out["reflectance"], rec["reflectance"], classify=False)
     layout = tokens.d2ar.layout()
