@@ -176,6 +176,21 @@ def test_to_zarr_reports_a_ratio_short_of_the_request(tokens, tmp_path):
         greedy.d2ar.to_zarr(tmp_path / "greedy.zarr", progress=False)
 
 
+def test_exact_ratio_meets_the_request_on_disk(flanders, tmp_path):
+    estimated = flanders.d2ar.compress(ratio=1000)
+    exact = flanders.d2ar.compress(ratio=1000, exact_ratio=True)
+    sizes = exact.d2ar.to_zarr(tmp_path / "exact.zarr", progress=False)
+    assert 1000 <= sizes.token_ratio < 1100  # met, and not by leaving tokens unused
+    more = flanders.d2ar.compress(tokens=exact.sizes["token"] + 1)
+    assert more.d2ar.to_zarr(tmp_path / "one-more.zarr", progress=False).token_ratio < 1000
+    np.testing.assert_array_equal(  # a prefix of the same tokens the lazy path makes
+        exact["tokens"].values, more["tokens"].values[..., : exact.sizes["token"]]
+    )
+    assert exact.attrs["d2ar_ratio"] == estimated.attrs["d2ar_ratio"] == 1000
+    with pytest.raises(ValueError, match="exact_ratio=True needs ratio="):
+        flanders.d2ar.compress(tokens=4, exact_ratio=True)
+
+
 def test_to_zarr_refuses_to_overwrite_and_can_defer(tokens):
     path = scratch() / "defer.zarr"
     pending = tokens.d2ar.to_zarr(path, compute=False)

@@ -135,6 +135,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rate.add_argument(
         "--tokens", type=int, help="tokens per tile instead of --ratio (0 = climatology)"
     )
+    p.add_argument(
+        "--exact-ratio",
+        action="store_true",
+        help="measure what the tokens cost on this cube and keep the most that meet --ratio "
+        "(encodes on the local scheduler first; default: the token model's estimate)",
+    )
     p.add_argument("--model", help="prior .safetensors/.json (default: the shipped prior)")
     p.add_argument("--zarr-format", type=int, choices=(2, 3), default=3)
     p.add_argument(
@@ -169,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             steps=args.steps,
             chunks=args.chunks,
+            exact_ratio=args.exact_ratio,
         )
         sizes = tokens.d2ar.to_zarr(
             args.output, zarr_format=args.zarr_format, mode="w", **cluster_kwargs(args)
