@@ -75,9 +75,20 @@ def _n_tokens(
 
 
 def _measured_prefix(
-    prior: D2arModel, data: da.Array, lat, lon, time, sensor, spec: CodingSpec, ratio: float
+    prior: D2arModel,
+    data: da.Array,
+    lat: np.ndarray,
+    lon: np.ndarray,
+    time: np.ndarray,
+    sensor: np.ndarray,
+    spec: CodingSpec,
+    ratio: float,
 ) -> tuple[da.Array, CodingSpec]:
     """All K tokens of the cube, computed, cut to the longest prefix that meets ``ratio``.
+
+    ``data`` is the tile-aligned cube ``(time, band, y, x)``; ``lat``/``lon`` its tile centres
+    ``(n_ty, n_tx)`` in degrees; ``time``/``sensor`` ``(time,)``. Returns tokens
+    ``(time, n_ty, n_tx, k)`` and the spec with ``n_tokens = k``.
 
     The size of a prefix of k tokens is its code length under the prior's token model (what the
     entropy coder spends, within a fraction of a percent) plus one payload header per chunk.

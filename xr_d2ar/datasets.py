@@ -39,6 +39,7 @@ from xr_d2ar.errors import (
 )
 
 __all__ = [
+    "NETCDF_ENGINE",
     "SENSOR_BANDS",
     "available",
     "data_dir",
