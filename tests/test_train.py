@@ -173,3 +173,17 @@ def test_resume_keeps_the_runs_settings_and_says_so():
     with pytest.warns(UserWarning, match=r"flow_lr=0.0005 \(given 0.001\)"):
         merged = _resumed_config(saved, given)
     assert merged.flow_lr == 5e-4 and merged.flow_steps == 400  # budgets may grow on resume
+
+
+def test_checkpoint_with_mismatched_files_is_refused(tmp_path):
+    net = torch.nn.Linear(3, 2)
+    opt = torch.optim.AdamW(net.parameters())
+    save_checkpoint(tmp_path, model=net, ema=None, opt=opt, stage="vae", step=4, extra={})
+    json_4 = (tmp_path / "ckpt.json").read_text()
+    with torch.no_grad():
+        net.weight.add_(1.0)
+    save_checkpoint(tmp_path, model=net, ema=None, opt=opt, stage="vae", step=8, extra={})
+    assert load_checkpoint(tmp_path)[1]["step"] == 8
+    (tmp_path / "ckpt.json").write_text(json_4)  # as if the JSON rename never happened
+    with pytest.raises(ValueError, match="inconsistent.*step 4"):
+        load_checkpoint(tmp_path)

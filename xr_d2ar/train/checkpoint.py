@@ -2,8 +2,11 @@
 
 Tensors: ``model.*`` (all weights and buffers), ``ema.*`` (EMA of the stage's parameters),
 ``opt.<i>.<key>`` (AdamW state of parameter i), ``rng.torch``. JSON: ``format_version``, ``stage``,
-``step``, the optimizer's ``param_groups``, the data sampler's RNG state, the run config. Both
-files are written to temporaries and renamed, so a crash never leaves half a checkpoint.
+``step``, the optimizer's ``param_groups``, the run config and the sha256 of the tensors file.
+Each file is written to a temporary and renamed, tensors first: a crash between the two renames
+leaves a JSON that names other tensors, which :func:`load_checkpoint` refuses rather than resume
+from a mix. The tile sampler and the EQ-transform draws restart from their seeds on resume (the
+torch RNG state is restored).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from xr_d2ar._hashing import sha256_file
 
 __all__ = ["CKPT_FORMAT", "load_checkpoint", "restore_optimizer", "save_checkpoint"]
 
@@ -53,6 +58,7 @@ def save_checkpoint(
     meta = {"format_version": CKPT_FORMAT, "stage": stage, "step": step, "param_groups": groups, **extra}
     tmp = out / "ckpt.safetensors.tmp"
     save_file(tensors, str(tmp))
+    meta["tensors_sha256"] = sha256_file(tmp)
     os.replace(tmp, out / "ckpt.safetensors")
     tmp_json = out / "ckpt.json.tmp"
     tmp_json.write_text(json.dumps(meta, indent=1, default=str))
@@ -71,7 +77,14 @@ def load_checkpoint(folder: str | os.PathLike) -> tuple[dict[str, torch.Tensor],
             f"Checkpoint {folder} has format_version {meta.get('format_version')}; expected {CKPT_FORMAT}. "
             "Start a fresh run in another folder."
         )
-    return load_file(str(folder / "ckpt.safetensors")), meta
+    weights = folder / "ckpt.safetensors"
+    if meta.get("tensors_sha256") not in (None, sha256_file(weights)):
+        raise ValueError(
+            f"Checkpoint {folder} is inconsistent: ckpt.json (step {meta.get('step')}) names "
+            "other tensors than ckpt.safetensors holds (a crash while saving?). Delete the "
+            "folder's checkpoint/ to restart the stage, or start a fresh run in another folder."
+        )
+    return load_file(str(weights)), meta
 
 
 def restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: list[dict]) -> None:
