@@ -76,6 +76,19 @@ def test_decode_independent_of_batching_and_threads(case: tuple) -> None:
     assert np.array_equal(c.view(np.uint32), a[1:2].view(np.uint32))
 
 
+def test_fused_flow_blocks_equal_op_by_op(case: tuple) -> None:
+    """nn.FlowBlock (one cext call per block) gives the op-by-op numpy runtime's bits."""
+    model, tokens, kw = case
+    index = np.array([2, 3, 4])
+    fused = runtime.CextDecoder(model)
+    assert fused.blocks is not None
+    plain = runtime.CextDecoder(model)
+    plain.blocks = None  # the op-by-op path of nn.attention / nn.mlp / nn.layer_norm
+    a = fused.decode_tiles(tokens, tile_index=index, steps=2, **kw)
+    b = plain.decode_tiles(tokens, tile_index=index, steps=2, **kw)
+    assert np.array_equal(a.view(np.uint32), b.view(np.uint32))
+
+
 def test_decode_rejects_bad_input(case: tuple) -> None:
     model, tokens, kw = case
     with pytest.raises(ModelMismatchError, match="Tokens do not fit prior"):

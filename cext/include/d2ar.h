@@ -145,6 +145,38 @@ int d2ar_attention_f32(int64_t BH, int64_t Lq, int64_t Lk, int64_t D, int64_t Dv
 int d2ar_upsample_nearest_f32(int64_t NC, int64_t H, int64_t W, int64_t f,
                               const float *x, float *y);
 
+/* ---- fused blocks of the shipped prior's decoder ------------------------------------------ */
+
+/* Weights of one flow transformer block (xr_d2ar.model VelocityNet block).  Every Linear weight
+ * is its transpose, (in, out) row-major; biases (out). */
+typedef struct {
+    const float *attn_q_w; const float *attn_q_b;
+    const float *attn_kv_w; const float *attn_kv_b;
+    const float *attn_out_w; const float *attn_out_b;
+    const float *norm_x_w; const float *norm_x_b;
+    const float *cross_q_w; const float *cross_q_b;
+    const float *cross_out_w; const float *cross_out_b;
+    const float *fc1_w; const float *fc1_b;
+    const float *fc2_w; const float *fc2_b;
+} d2ar_flow_block_weights;
+
+/* Floats of scratch that d2ar_flow_block_f32 needs. */
+int64_t d2ar_flow_block_scratch(int64_t N, int64_t L, int64_t D, int64_t hidden, int64_t S);
+
+/* One flow block on x (N, L, D) in place, op for op as the numpy runtime (each product a GEMM
+ * on the current backend, so bit-identical across backends):
+ *   m = mod + table, split in s1 g1 a1 s2 g2 a2 (N, D each);  ln = LayerNorm without affine
+ *   x = x + a1 * SelfAttn(ln(x) * (1 + g1) + s1)
+ *   x = x + CrossAttn(LayerNorm_w(x), ctx_kv)
+ *   x = x + a2 * Mlp(ln(x) * (1 + g2) + s2)     (Mlp: Linear, GELU-tanh, Linear)
+ * mod (N, 6D), table (6D), ctx_kv (N, S, 2D): the cross-attention's kv Linear of the context
+ * (keys then values, heads of D / heads each); scale the attention scale; eps the LayerNorm
+ * eps; scratch of d2ar_flow_block_scratch floats. */
+int d2ar_flow_block_f32(int64_t N, int64_t L, int64_t D, int64_t heads, int64_t hidden,
+                        int64_t S, float *x, const float *mod, const float *table,
+                        const float *ctx_kv, const d2ar_flow_block_weights *w, float scale,
+                        float eps, float *scratch);
+
 /* Round fp32 to bf16 bits (round to nearest even; NaN stays NaN). */
 int d2ar_f32_to_bf16(int64_t n, const float *x, uint16_t *y);
 

@@ -86,6 +86,21 @@ D2AR_HIDDEN int d2ar__use_avx2(void);
 D2AR_HIDDEN int d2ar__act_valid(int act);
 D2AR_HIDDEN float d2ar__bf16_to_f32(uint16_t h);
 
+/* LayerNorm of rows x cols contiguous (d2ar_layer_norm_f32 without checks). */
+D2AR_HIDDEN void d2ar__layer_norm_rows(int64_t rows, int64_t cols, const float *x,
+                                       const float *gamma, const float *beta, float eps, float *y);
+/* One attention head with row-strided q, k, v, o (see softmax-ref.c); s: Lq * Lk scratch. */
+D2AR_HIDDEN int d2ar__attention_head(int64_t Lq, int64_t Lk, int64_t D, int64_t Dv,
+                                     const float *q, int64_t rsq, const float *k, int64_t rsk,
+                                     const float *v, int64_t rsv, float scale, float *o,
+                                     int64_t ldo, float *s);
+
+/* Direct convolution on AVX2 (conv-avx2.c), same bits as im2col + GEMM: D2AR_OK, D2AR_ENOMEM,
+ * or 1 when it does not handle the shape (x86-64 only; elsewhere always 1). */
+D2AR_HIDDEN int d2ar__conv2d_avx2(int64_t N, int64_t Cin, int64_t H, int64_t W, const float *x,
+                                  int64_t Cout, int64_t ks, int64_t pad, const float *w,
+                                  const float *bias, int act, float *y);
+
 /* Aligned workspace. */
 D2AR_HIDDEN void *d2ar__alloc(size_t bytes);
 D2AR_HIDDEN void d2ar__free(void *p);

@@ -153,6 +153,42 @@ static void conv_attention_case(void) {
     free(yref), free(y), free(oref), free(o);
 }
 
+/* Convolutions of the shapes the direct AVX2 path takes (rows of >= 8 output pixels, ragged
+ * 16-pixel segments, Cout not a multiple of the 6- or 4-channel tiles, no bias, 1x1 padded)
+ * and the im2col path, every backend bit-identical to the reference. */
+static void conv_shapes_case(void) {
+    const int64_t shapes[][7] = {/* N, Cin, H, W, Cout, ks, pad */
+                                 {2, 5, 9, 20, 11, 3, 1},  {1, 3, 16, 16, 8, 3, 1},
+                                 {1, 7, 6, 37, 13, 3, 1},  {2, 2, 5, 12, 1, 3, 0},
+                                 {1, 4, 8, 9, 7, 1, 1},    {1, 16, 8, 32, 32, 3, 1},
+                                 {1, 2, 11, 10, 6, 5, 2}};
+    for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
+        const int64_t N = shapes[c][0], Cin = shapes[c][1], H = shapes[c][2], W = shapes[c][3];
+        const int64_t Cout = shapes[c][4], ks = shapes[c][5], pad = shapes[c][6];
+        const int64_t Ho = H + 2 * pad - ks + 1, Wo = W + 2 * pad - ks + 1;
+        float *x = fill(N * Cin * H * W), *w = fill(Cout * Cin * ks * ks), *bias = fill(Cout);
+        size_t yn = (size_t)(N * Cout * Ho * Wo);
+        float *yref = malloc(yn * 4), *y = malloc(yn * 4);
+        int act = (int)(c % 4);
+        char what[96];
+        snprintf(what, sizeof what, "conv2d bits shape %d", (int)c);
+        for (int be = 0; be < D2AR_BACKEND_COUNT; be++) {
+            if (!d2ar_backend_available(be)) continue;
+            d2ar_set_backend(be);
+            int ref = be == D2AR_BACKEND_REF;
+            const float *b = c % 2 ? NULL : bias;
+            check(d2ar_conv2d_f32(N, Cin, H, W, x, Cout, ks, pad, w, b, act, ref ? yref : y) ==
+                      D2AR_OK, "conv2d rc", d2ar_backend_name(be));
+            if (ref) {
+                digest(yref, yn * 4);
+                continue;
+            }
+            check(memcmp(yref, y, yn * 4) == 0, what, d2ar_backend_name(be));
+        }
+        free(x), free(w), free(bias), free(yref), free(y);
+    }
+}
+
 /* Measurement, not a pass/fail check: how many AMX bf16 outputs differ from the reference fma
  * chain, and by how much at most (relative to the exact float64 sum of |a b|). */
 static void amx_probe(void) {
@@ -221,6 +257,7 @@ int main(int argc, char **argv) {
         gemm_case(M, N, K, t & 1, (int)pad, (t >> 1) & 1, acts[t % 4]);
     }
     conv_attention_case();
+    conv_shapes_case();
     error_codes();
     amx_probe();
     if (expect) {

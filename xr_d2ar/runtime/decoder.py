@@ -54,6 +54,9 @@ class CextDecoder:
             k: np.ascontiguousarray(v.detach().cpu().float().numpy())
             for k, v in model.net.state_dict().items()
         })
+        self.blocks = ([nn.FlowBlock(self.w, f"flow.blocks.{i}", self.cfg.flow_heads)
+                        for i in range(self.cfg.flow_depth)]
+                       if kernels.backend() != "numpy" else None)
 
     # ---------------------------------------------------------------- flow network
     def _condition(self, t: np.ndarray, geo: np.ndarray, date: np.ndarray,
@@ -69,24 +72,32 @@ class CextDecoder:
         c = mlp2("flow.cond.t_mlp", feats) + mlp2("flow.cond.geo_mlp", geo)
         return c + mlp2("flow.cond.date_mlp", date) + w["flow.cond.sensor.weight"][sensor]
 
-    def _context(self, codes: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Token codes (N, k, D_fsq) -> per block cross-attention keys/values (N, h, 1+k, d)."""
+    def _context(self, codes: np.ndarray) -> list[Any]:
+        """Token codes (N, k, D_fsq) -> per block cross-attention keys/values: (N, h, 1+k, d)
+        pairs, or with :class:`nn.FlowBlock` the kv Linear itself (N, 1+k, 2D)."""
         w, n, k = self.w, codes.shape[0], codes.shape[1]
         tok = nn.linear(w, "flow.tok_proj", codes) + w["flow.tok_pos"][:k]  # (N, k, D)
         null = np.broadcast_to(w["flow.null"], (n, 1, tok.shape[-1]))
         ctx = nn.layer_norm(w, "flow.norm_ctx", np.concatenate([null, tok], axis=1))
+        if self.blocks is not None and kernels.backend() != "numpy":
+            return [nn.linear(w, f"flow.blocks.{i}.cross.kv", ctx)
+                    for i in range(self.cfg.flow_depth)]
         return [nn.keys_values(w, f"flow.blocks.{i}.cross", ctx, self.cfg.flow_heads)
                 for i in range(self.cfg.flow_depth)]
 
     def velocity(self, z: np.ndarray, t: np.ndarray, geo: np.ndarray, date: np.ndarray,
-                 sensor: np.ndarray, kv: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+                 sensor: np.ndarray, kv: list[Any]) -> np.ndarray:
         """VelocityNet.forward: z (N, C, h, w), t (N,) -> velocity (N, C, h, w)."""
         w, cfg = self.w, self.cfg
         _, c, h, wd = z.shape
         silu_c = kernels.activation(self._condition(t, geo, date, sensor), "silu")
         mod = nn.linear(w, "flow.ada", silu_c)  # (N, 6D)
         x = nn.linear(w, "flow.proj_in", nn.patchify(z, cfg.patch_size)) + w["flow.pos"]
-        for i in range(cfg.flow_depth):
+        if isinstance(kv[0], np.ndarray):  # fused blocks (see _context)
+            scratch = self.blocks[0].scratch(x.shape[0], x.shape[1], kv[0].shape[1])
+            for block, ctx_kv in zip(self.blocks, kv, strict=True):
+                block(x, mod, ctx_kv, scratch)
+        for i in range(cfg.flow_depth if not isinstance(kv[0], np.ndarray) else 0):
             p = f"flow.blocks.{i}"
             s1, g1, a1, s2, g2, a2 = np.split(mod + w[p + ".table"].reshape(1, -1), 6, axis=-1)
             y = nn.modulate(nn.layer_norm(w, None, x), s1, g1)

@@ -3,7 +3,8 @@
 from a flat ``{name: float32 array}`` dict under a key prefix.
 
 Element-wise adds and multiplies run in numpy (IEEE float32, one rounding per op, as torch);
-every product, norm, softmax and activation runs in cext.
+every product, norm, softmax and activation runs in cext.  :class:`FlowBlock` runs a whole flow
+transformer block in one cext call with the same operations in the same order (same bits).
 """
 
 from __future__ import annotations
@@ -11,8 +12,11 @@ from __future__ import annotations
 import numpy as np
 
 from xr_d2ar import kernels
+from xr_d2ar.kernels._api import _check
+from xr_d2ar.kernels._backend import ffi, lib
 
 __all__ = [
+    "FlowBlock",
     "Weights",
     "attention",
     "conv",
@@ -119,3 +123,61 @@ def unpatchify(x: np.ndarray, p: int, c: int, h: int, wd: int) -> np.ndarray:
     n = x.shape[0]
     x = x.reshape(n, h // p, wd // p, c, p, p).transpose(0, 3, 1, 4, 2, 5)
     return np.ascontiguousarray(x).reshape(n, c, h, wd)
+
+
+_BLOCK_FIELDS = {  # d2ar_flow_block_weights field -> weight name under the block prefix
+    "attn_q_w": "attn.q.weight_t", "attn_q_b": "attn.q.bias",
+    "attn_kv_w": "attn.kv.weight_t", "attn_kv_b": "attn.kv.bias",
+    "attn_out_w": "attn.out.weight_t", "attn_out_b": "attn.out.bias",
+    "norm_x_w": "norm_x.weight", "norm_x_b": "norm_x.bias",
+    "cross_q_w": "cross.q.weight_t", "cross_q_b": "cross.q.bias",
+    "cross_out_w": "cross.out.weight_t", "cross_out_b": "cross.out.bias",
+    "fc1_w": "mlp.fc1.weight_t", "fc1_b": "mlp.fc1.bias",
+    "fc2_w": "mlp.fc2.weight_t", "fc2_b": "mlp.fc2.bias",
+}
+
+
+class FlowBlock:
+    """One flow transformer block (``{prefix}.*`` weights) as a single cext call.
+
+    ``block(x, mod, ctx_kv, scratch)`` updates x (N, L, D) in place exactly as::
+
+        s1, g1, a1, s2, g2, a2 = np.split(mod + table, 6, axis=-1)
+        x = x + a1[:, None] * attention(modulate(layer_norm(x), s1, g1))
+        x = x + attention(layer_norm_w(x), kv=ctx_kv)   # cross-attention
+        x = x + a2[:, None] * mlp(modulate(layer_norm(x), s2, g2))
+
+    with the functions of this module (same operations, same order, same bits); ``ctx_kv`` is
+    the cross-attention's ``kv`` Linear of the context, (N, S, 2D) contiguous.
+    """
+
+    def __init__(self, w: Weights, prefix: str, heads: int) -> None:
+        self._keep = {f: np.ascontiguousarray(w[f"{prefix}.{name}"], np.float32)
+                      for f, name in _BLOCK_FIELDS.items()}
+        self.table = np.ascontiguousarray(w[prefix + ".table"].reshape(-1), np.float32)
+        self.heads = int(heads)
+        self.dim = self.table.size // 6
+        self.hidden = self._keep["fc1_b"].size
+        self.scale = float(1.0 / np.sqrt(self.dim // self.heads))
+        self._ptrs = {f: ffi.from_buffer("float[]", a) for f, a in self._keep.items()}
+        self.struct = ffi.new("d2ar_flow_block_weights *", self._ptrs)
+
+    def scratch(self, n: int, length: int, s: int) -> np.ndarray:
+        """Scratch buffer for :meth:`__call__` on (n, length, D) with s context tokens."""
+        return np.empty(int(lib.d2ar_flow_block_scratch(n, length, self.dim, self.hidden, s)),
+                        np.float32)
+
+    def __call__(self, x: np.ndarray, mod: np.ndarray, ctx_kv: np.ndarray,
+                 scratch: np.ndarray) -> np.ndarray:
+        n, length, d = x.shape
+        s = ctx_kv.shape[1]
+        assert x.flags.c_contiguous and x.dtype == np.float32 and d == self.dim
+        assert mod.shape == (n, 6 * d) and mod.flags.c_contiguous and mod.dtype == np.float32
+        assert ctx_kv.shape == (n, s, 2 * d) and ctx_kv.flags.c_contiguous
+        assert scratch.size >= lib.d2ar_flow_block_scratch(n, length, d, self.hidden, s)
+        _check(lib.d2ar_flow_block_f32(
+            n, length, d, self.heads, self.hidden, s, ffi.from_buffer("float[]", x),
+            ffi.from_buffer("float[]", mod), ffi.from_buffer("float[]", self.table),
+            ffi.from_buffer("float[]", ctx_kv), self.struct, self.scale, 1e-6,
+            ffi.from_buffer("float[]", scratch)), "flow_block")
+        return x

@@ -1,4 +1,5 @@
-/* conv-ref.c - 2-D convolution (NCHW, stride 1, zero padding) as im2col + GEMM.
+/* conv-ref.c - 2-D convolution (NCHW, stride 1, zero padding) as im2col + GEMM (on AVX2
+ * machines conv-avx2.c's direct convolution gives the same bits faster).
  * The GEMM runs on the current backend; k runs over (cin, ky, kx), the weight's memory order. */
 #include <string.h>
 
@@ -42,6 +43,10 @@ int d2ar_conv2d_f32(int64_t N, int64_t Cin, int64_t H, int64_t W, const float *x
     if (!y || (Cin > 0 && (!x || !w))) return D2AR_ENULL;
     const int64_t K = Cin * ks * ks, P = Ho * Wo;
     const int direct = ks == 1 && pad == 0;
+    if (!direct && d2ar__use_avx2()) { /* same bits without the im2col matrix */
+        int rc = d2ar__conv2d_avx2(N, Cin, H, W, x, Cout, ks, pad, w, bias, act, y);
+        if (rc != 1) return rc;
+    }
     /* im2col a band of output rows at a time, so the band (K x rows*Wo) stays in cache while the
      * GEMM packs it; every output is still one sequential k chain, so the bits do not change. */
     int64_t band = COL_BAND_FLOATS / (K > 0 ? K * Wo : 1);

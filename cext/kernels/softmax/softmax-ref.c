@@ -28,6 +28,20 @@ int d2ar_softmax_f32(int64_t rows, int64_t cols, const float *x, int64_t ld, flo
     return D2AR_OK;
 }
 
+/* One head: o (Lq, Dv; row stride ldo) = softmax(scale q k^T) v with q (Lq, D), k (Lk, D),
+ * v (Lk, Dv) of row strides rsq, rsk, rsv; s is Lq * Lk floats of scratch. */
+int d2ar__attention_head(int64_t Lq, int64_t Lk, int64_t D, int64_t Dv, const float *q,
+                         int64_t rsq, const float *k, int64_t rsk, const float *v, int64_t rsv,
+                         float scale, float *o, int64_t ldo, float *s) {
+    d2ar__mat qm = {q, rsq, 1, 0};
+    d2ar__mat km = {k, 1, rsk, 0}; /* k^T: element (d, j) = k[j, d] */
+    int rc = d2ar__gemm(0, Lq, Lk, D, &qm, &km, NULL, D2AR_BIAS_NONE, D2AR_ACT_NONE, s, Lk);
+    if (rc) return rc;
+    softmax_rows(Lq, Lk, s, Lk, scale, s);
+    d2ar__mat pm = {s, Lk, 1, 0}, vm = {v, rsv, 1, 0};
+    return d2ar__gemm(0, Lq, Dv, Lk, &pm, &vm, NULL, D2AR_BIAS_NONE, D2AR_ACT_NONE, o, ldo);
+}
+
 int d2ar_attention_f32(int64_t BH, int64_t Lq, int64_t Lk, int64_t D, int64_t Dv,
                        const float *q, const float *k, const float *v, float scale, float *o) {
     if (BH < 0 || Lq < 0 || Lk < 1 || D < 0 || Dv < 0) return D2AR_ESHAPE;
@@ -37,16 +51,10 @@ int d2ar_attention_f32(int64_t BH, int64_t Lq, int64_t Lk, int64_t D, int64_t Dv
     float *s = d2ar__alloc((size_t)(Lq * Lk) * sizeof(float));
     if (!s) return D2AR_ENOMEM;
     int rc = D2AR_OK;
-    for (int64_t b = 0; b < BH && rc == D2AR_OK; b++) {
-        d2ar__mat qm = {q ? q + b * Lq * D : NULL, D, 1, 0};
-        d2ar__mat km = {k ? k + b * Lk * D : NULL, 1, D, 0}; /* k^T: element (d, j) = k[j, d] */
-        rc = d2ar__gemm(0, Lq, Lk, D, &qm, &km, NULL, D2AR_BIAS_NONE, D2AR_ACT_NONE, s, Lk);
-        if (rc) break;
-        softmax_rows(Lq, Lk, s, Lk, scale, s);
-        d2ar__mat pm = {s, Lk, 1, 0}, vm = {v + b * Lk * Dv, Dv, 1, 0};
-        rc = d2ar__gemm(0, Lq, Dv, Lk, &pm, &vm, NULL, D2AR_BIAS_NONE, D2AR_ACT_NONE,
-                        o + b * Lq * Dv, Dv);
-    }
+    for (int64_t b = 0; b < BH && rc == D2AR_OK; b++)
+        rc = d2ar__attention_head(Lq, Lk, D, Dv, q ? q + b * Lq * D : NULL, D > 0 ? D : 1,
+                                  k ? k + b * Lk * D : NULL, D > 0 ? D : 1, v + b * Lk * Dv,
+                                  Dv, scale, o + b * Lq * Dv, Dv, s);
     d2ar__free(s);
     return rc;
 }
