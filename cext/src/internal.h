@@ -11,6 +11,15 @@
 #define D2AR_HIDDEN
 #endif
 
+/* Lets GCC vectorise a function's element-wise loops (plain -O2 vectorises only loops of known
+ * trip count).  Only independent element-wise IEEE operations are written under it, so the
+ * bits do not change: reductions are never vectorised without -ffast-math. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define D2AR_VECTORIZE __attribute__((optimize("tree-vectorize", "vect-cost-model=dynamic")))
+#else
+#define D2AR_VECTORIZE
+#endif
+
 /* A strided matrix operand: element (i, j) is at p[i * rs + j * cs]; bf16 = 1 for uint16 bits. */
 typedef struct {
     const void *p;
@@ -81,6 +90,11 @@ D2AR_HIDDEN void d2ar__act_row(float *y, int64_t n, int act);
 D2AR_HIDDEN int64_t d2ar__act_row_avx2(float *y, int64_t n, int act);
 /* y[i] = d2ar__expf(x[i] * scale - m), 8 lanes at a time (bit-identical); returns how many. */
 D2AR_HIDDEN int64_t d2ar__exp_row_avx2(const float *x, int64_t n, float scale, float m, float *y);
+/* GEMM epilogue of a rows x cols block of C (bias of kind bias_kind at block position i0, j0,
+ * then act), 8 lanes at a time (bit-identical to gemm.c's scalar epilogue; x86-64 only). */
+D2AR_HIDDEN void d2ar__epilogue_avx2(float *c, int64_t ldc, int64_t rows, int64_t cols,
+                                     const float *bias, int bias_kind, int64_t i0, int64_t j0,
+                                     int act);
 /* True when the selected backend runs on an x86-64 CPU with AVX2 (AVX2, AVX-512, AMX). */
 D2AR_HIDDEN int d2ar__use_avx2(void);
 D2AR_HIDDEN int d2ar__act_valid(int act);

@@ -154,14 +154,17 @@ static void conv_attention_case(void) {
 }
 
 /* Convolutions of the shapes the direct AVX2 path takes (rows of >= 8 output pixels, ragged
- * 16-pixel segments, Cout not a multiple of the 6- or 4-channel tiles, no bias, 1x1 padded)
- * and the im2col path, every backend bit-identical to the reference. */
+ * 16-pixel segments, Cout split in tiles of 4-6 channels or fewer, several k blocks of input
+ * channels, no bias, 1x1 padded) and the im2col path, every backend bit-identical to the
+ * reference. */
 static void conv_shapes_case(void) {
     const int64_t shapes[][7] = {/* N, Cin, H, W, Cout, ks, pad */
                                  {2, 5, 9, 20, 11, 3, 1},  {1, 3, 16, 16, 8, 3, 1},
                                  {1, 7, 6, 37, 13, 3, 1},  {2, 2, 5, 12, 1, 3, 0},
                                  {1, 4, 8, 9, 7, 1, 1},    {1, 16, 8, 32, 32, 3, 1},
-                                 {1, 2, 11, 10, 6, 5, 2}};
+                                 {1, 2, 11, 10, 6, 5, 2},  {1, 40, 6, 19, 10, 3, 1},
+                                 {2, 70, 5, 8, 7, 3, 1},   {1, 33, 4, 16, 32, 3, 1},
+                                 {1, 3, 9, 17, 3, 3, 1}};
     for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
         const int64_t N = shapes[c][0], Cin = shapes[c][1], H = shapes[c][2], W = shapes[c][3];
         const int64_t Cout = shapes[c][4], ks = shapes[c][5], pad = shapes[c][6];

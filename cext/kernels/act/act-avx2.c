@@ -55,17 +55,70 @@ TGT static inline __m256 act8(__m256 x, int act) {
     }
 }
 
+/* Four vectors per iteration: independent lanes, so their long dependency chains (exp, then a
+ * division) overlap; the operations per lane are unchanged. */
+#define ROW_LOOP(EXPR)                                                                   \
+    for (; i + 32 <= n; i += 32) {                                                       \
+        __m256 x0 = _mm256_loadu_ps(y + i), x1 = _mm256_loadu_ps(y + i + 8);              \
+        __m256 x2 = _mm256_loadu_ps(y + i + 16), x3 = _mm256_loadu_ps(y + i + 24);        \
+        x0 = EXPR(x0), x1 = EXPR(x1), x2 = EXPR(x2), x3 = EXPR(x3);                       \
+        _mm256_storeu_ps(y + i, x0), _mm256_storeu_ps(y + i + 8, x1);                    \
+        _mm256_storeu_ps(y + i + 16, x2), _mm256_storeu_ps(y + i + 24, x3);              \
+    }                                                                                    \
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, EXPR(_mm256_loadu_ps(y + i)));
+
+#define RELU8(v) act8(v, D2AR_ACT_RELU)
+#define SILU8(v) act8(v, D2AR_ACT_SILU)
+#define GELU8(v) act8(v, D2AR_ACT_GELU_TANH)
+
 TGT int64_t d2ar__act_row_avx2(float *y, int64_t n, int act) {
     int64_t i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, act8(_mm256_loadu_ps(y + i), act));
+    switch (act) {
+    case D2AR_ACT_RELU: ROW_LOOP(RELU8) break;
+    case D2AR_ACT_SILU: ROW_LOOP(SILU8) break;
+    case D2AR_ACT_GELU_TANH: ROW_LOOP(GELU8) break;
+    default: return n;
+    }
     return i;
+}
+
+TGT void d2ar__epilogue_avx2(float *c, int64_t ldc, int64_t rows, int64_t cols,
+                             const float *bias, int bias_kind, int64_t i0, int64_t j0, int act) {
+    for (int64_t r = 0; r < rows; r++) {
+        float *row = c + r * ldc;
+        int64_t j = 0;
+        if (bias_kind == D2AR_BIAS_COL) {
+            const float *b = bias + j0;
+            for (; j + 8 <= cols; j += 8)
+                _mm256_storeu_ps(row + j, _mm256_add_ps(_mm256_loadu_ps(row + j),
+                                                        _mm256_loadu_ps(b + j)));
+            for (; j < cols; j++) row[j] = row[j] + b[j];
+        } else if (bias_kind == D2AR_BIAS_ROW) {
+            const float bv = bias[i0 + r];
+            const __m256 b = _mm256_set1_ps(bv);
+            for (; j + 8 <= cols; j += 8)
+                _mm256_storeu_ps(row + j, _mm256_add_ps(_mm256_loadu_ps(row + j), b));
+            for (; j < cols; j++) row[j] = row[j] + bv;
+        }
+        if (act == D2AR_ACT_NONE) continue;
+        j = d2ar__act_row_avx2(row, cols, act);
+        for (; j < cols; j++) row[j] = d2ar__act1(row[j], act);
+    }
 }
 
 TGT int64_t d2ar__exp_row_avx2(const float *x, int64_t n, float scale, float m, float *y) {
     const __m256 s = _mm256_set1_ps(scale), mm = _mm256_set1_ps(m);
     int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(y + i, expf8(_mm256_sub_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), s), mm)));
+#define EXPS(v) expf8(_mm256_sub_ps(_mm256_mul_ps(v, s), mm))
+    for (; i + 32 <= n; i += 32) {
+        __m256 x0 = _mm256_loadu_ps(x + i), x1 = _mm256_loadu_ps(x + i + 8);
+        __m256 x2 = _mm256_loadu_ps(x + i + 16), x3 = _mm256_loadu_ps(x + i + 24);
+        x0 = EXPS(x0), x1 = EXPS(x1), x2 = EXPS(x2), x3 = EXPS(x3);
+        _mm256_storeu_ps(y + i, x0), _mm256_storeu_ps(y + i + 8, x1);
+        _mm256_storeu_ps(y + i + 16, x2), _mm256_storeu_ps(y + i + 24, x3);
+    }
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, EXPS(_mm256_loadu_ps(x + i)));
+#undef EXPS
     return i;
 }
 #else
@@ -77,5 +130,11 @@ int64_t d2ar__act_row_avx2(float *y, int64_t n, int act) {
 int64_t d2ar__exp_row_avx2(const float *x, int64_t n, float scale, float m, float *y) {
     (void)x, (void)n, (void)scale, (void)m, (void)y;
     return 0;
+}
+
+void d2ar__epilogue_avx2(float *c, int64_t ldc, int64_t rows, int64_t cols, const float *bias,
+                         int bias_kind, int64_t i0, int64_t j0, int act) {
+    (void)c, (void)ldc, (void)rows, (void)cols, (void)bias, (void)bias_kind, (void)i0, (void)j0;
+    (void)act;
 }
 #endif

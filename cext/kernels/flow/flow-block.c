@@ -16,7 +16,7 @@ int64_t d2ar_flow_block_scratch(int64_t N, int64_t L, int64_t D, int64_t hidden,
 }
 
 /* y (R, D) = ln(x) * (1 + g) + s per tile, g/s = (mod + table) chunks (N, D); eps as given. */
-static void norm_modulate(int64_t N, int64_t L, int64_t D, const float *x, const float *mod,
+D2AR_VECTORIZE static void norm_modulate(int64_t N, int64_t L, int64_t D, const float *x, const float *mod,
                           const float *table, int64_t gi, int64_t si, float eps, float *y) {
     d2ar__layer_norm_rows(N * L, D, x, NULL, NULL, eps, y);
     for (int64_t n = 0; n < N; n++) {
@@ -34,7 +34,7 @@ static void norm_modulate(int64_t N, int64_t L, int64_t D, const float *x, const
 }
 
 /* x (R, D) += a * p per tile (a = (mod + table) chunk ai), or x += p when ai < 0. */
-static void residual(int64_t N, int64_t L, int64_t D, float *x, const float *p, const float *mod,
+D2AR_VECTORIZE static void residual(int64_t N, int64_t L, int64_t D, float *x, const float *p, const float *mod,
                      const float *table, int64_t ai) {
     for (int64_t n = 0; n < N; n++) {
         float a[D > 0 ? D : 1];

@@ -3,7 +3,8 @@
  * Blocking: jc over N (nc), pc over K (kc), ic over M (mc), then register tiles mr x nr.
  * Bit-exactness across blocks: the first k block starts each accumulator at 0 and every later
  * block reloads the partial sums from C, so each element is one fma chain over k = 0..K-1.
- * Bias and activation are applied once, after the last k block, by shared scalar code.
+ * Bias and activation are applied once, after the last k block, by shared code, to each register
+ * tile right after the micro-kernel wrote it (still in L1).
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -105,7 +106,7 @@ void d2ar__pack_b_f32(const d2ar__mat *b, int64_t k0, int64_t kc, int64_t kcp, i
     }
 }
 
-static void epilogue(float *c, int64_t ldc, int64_t rows, int64_t cols, int64_t i0, int64_t j0,
+D2AR_VECTORIZE static void epilogue(float *c, int64_t ldc, int64_t rows, int64_t cols, int64_t i0, int64_t j0,
                      const float *bias, int bias_kind, int act) {
     for (int64_t i = 0; i < rows; i++) {
         float *row = c + i * ldc;
@@ -119,10 +120,18 @@ static void epilogue(float *c, int64_t ldc, int64_t rows, int64_t cols, int64_t 
 
 static int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
+/* Bias and activation of the last k block, applied to each register tile while it is in L1. */
+typedef struct {
+    int last, avx2; /* avx2: use d2ar__epilogue_avx2 (same bits) */
+    const float *bias;
+    int bias_kind, act;
+    int64_t i0, j0; /* position of the block in C */
+} tile_epilogue;
+
 /* Run one mc x nc block of register tiles. */
 static void macro_block(const d2ar__gemm_impl *im, int64_t mc, int64_t nc, int64_t kcp,
                         const char *ap, const char *bp, float *c, int64_t ldc, int load_c,
-                        float *tmp) {
+                        float *tmp, const tile_epilogue *ep) {
     const int64_t mr = im->mr, nr = im->nr;
     const size_t a_panel = (size_t)(mr * kcp) * im->elem, b_panel = (size_t)(nr * kcp) * im->elem;
     for (int64_t jr = 0; jr < nc; jr += nr) {
@@ -142,12 +151,22 @@ static void macro_block(const d2ar__gemm_impl *im, int64_t mc, int64_t nc, int64
             }
             if (mm == mr && nn == nr) {
                 im->ukr(kcp, a, b, ct, ldc, load_c);
-                continue;
+            } else {
+                if (load_c)
+                    for (int64_t i = 0; i < mm; i++)
+                        memcpy(tmp + i * nr, ct + i * ldc, (size_t)nn * 4);
+                im->ukr(kcp, a, b, tmp, nr, load_c);
+                for (int64_t i = 0; i < mm; i++)
+                    memcpy(ct + i * ldc, tmp + i * nr, (size_t)nn * 4);
             }
-            if (load_c)
-                for (int64_t i = 0; i < mm; i++) memcpy(tmp + i * nr, ct + i * ldc, (size_t)nn * 4);
-            im->ukr(kcp, a, b, tmp, nr, load_c);
-            for (int64_t i = 0; i < mm; i++) memcpy(ct + i * ldc, tmp + i * nr, (size_t)nn * 4);
+            if (ep->last && (ep->bias_kind != D2AR_BIAS_NONE || ep->act != D2AR_ACT_NONE)) {
+                if (ep->avx2)
+                    d2ar__epilogue_avx2(ct, ldc, mm, nn, ep->bias, ep->bias_kind, ep->i0 + ir,
+                                        ep->j0 + jr, ep->act);
+                else
+                    epilogue(ct, ldc, mm, nn, ep->i0 + ir, ep->j0 + jr, ep->bias, ep->bias_kind,
+                             ep->act);
+            }
         }
     }
     d2ar__count(im->backend);
@@ -164,6 +183,7 @@ int d2ar__gemm(int dtype, int64_t M, int64_t N, int64_t K, const d2ar__mat *a, c
     int backend;
     const d2ar__gemm_impl *im = d2ar__impl_current(dtype, &backend);
     (void)backend;
+    const int avx2 = d2ar__use_avx2();
     /* k blocks of equal size (a multiple of kalign, at most im->kc): no short last block */
     const int64_t nkb = (K + im->kc - 1) / im->kc;
     const int64_t kcb = round_up((K + nkb - 1) / nkb, im->kalign), mcb = im->mc, ncb = im->nc;
@@ -203,8 +223,8 @@ int d2ar__gemm(int dtype, int64_t M, int64_t N, int64_t K, const d2ar__mat *a, c
                 int64_t mc = M - ic < mcb ? M - ic : mcb;
                 float *cb = c + ic * ldc + jc;
                 im->pack_a(a, ic, mc, pc, kc, kcp, im->mr, ap);
-                macro_block(im, mc, nc, kcp, ap, bp, cb, ldc, pc > 0, tmp);
-                if (last) epilogue(cb, ldc, mc, nc, ic, jc, bias, bias_kind, act);
+                const tile_epilogue ep = {last, avx2, bias, bias_kind, act, ic, jc};
+                macro_block(im, mc, nc, kcp, ap, bp, cb, ldc, pc > 0, tmp, &ep);
             }
         }
     }

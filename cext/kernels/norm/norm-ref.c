@@ -56,7 +56,7 @@ static void moments4(const float *x, int64_t ld, int64_t n, float eps, float mea
 }
 
 /* y = affine((x - mean) * rstd) of one row; the branches hoisted so the loops vectorise. */
-static void affine_row(const float *x, int64_t n, float mean, float rstd, const float *gamma,
+D2AR_VECTORIZE static void affine_row(const float *x, int64_t n, float mean, float rstd, const float *gamma,
                        const float *beta, float *y) {
     if (gamma && beta)
         for (int64_t c = 0; c < n; c++) y[c] = (x[c] - mean) * rstd * gamma[c] + beta[c];
@@ -93,7 +93,7 @@ int d2ar_layer_norm_f32(int64_t rows, int64_t cols, const float *x, const float 
     return D2AR_OK;
 }
 
-int d2ar_group_norm_f32(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x,
+D2AR_VECTORIZE int d2ar_group_norm_f32(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x,
                         const float *gamma, const float *beta, float eps, int act, float *y) {
     if (N < 0 || C < 1 || HW < 1 || G < 1) return D2AR_ESHAPE;
     if (C % G != 0 || !(eps >= 0.0f) || !d2ar__act_valid(act)) return D2AR_EARG;

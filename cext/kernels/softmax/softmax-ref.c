@@ -2,9 +2,49 @@
  * dot-product attention built from two GEMMs on the current backend and that softmax. */
 #include "../../src/internal.h"
 
+/* Row r of softmax_rows: yr[c] = exp(xr[c] * scale - m) / s, m the running max (v > m ? v : m
+ * from c = 0), s the sequential sum from c = 0.  Four rows run interleaved (independent chains,
+ * each in its own order: the same bits as one at a time). */
+static void exp_row(const float *xr, int64_t cols, float scale, float m, float *yr) {
+    int64_t c0 = d2ar__use_avx2() ? d2ar__exp_row_avx2(xr, cols, scale, m, yr) : 0;
+    for (int64_t c = c0; c < cols; c++) yr[c] = d2ar__expf(xr[c] * scale - m);
+}
+
+D2AR_VECTORIZE static void div_row(float *yr, int64_t cols, float s) {
+    for (int64_t c = 0; c < cols; c++) yr[c] = yr[c] / s;
+}
+
 static void softmax_rows(int64_t rows, int64_t cols, const float *x, int64_t ld, float scale,
                          float *y) {
-    for (int64_t r = 0; r < rows; r++) {
+    int64_t r = 0;
+    for (; r + 4 <= rows; r += 4) {
+        const float *x0 = x + r * ld, *x1 = x0 + ld, *x2 = x1 + ld, *x3 = x2 + ld;
+        float *y0 = y + r * ld, *y1 = y0 + ld, *y2 = y1 + ld, *y3 = y2 + ld;
+        float m0 = x0[0] * scale, m1 = x1[0] * scale, m2 = x2[0] * scale, m3 = x3[0] * scale;
+        for (int64_t c = 1; c < cols; c++) {
+            float v0 = x0[c] * scale, v1 = x1[c] * scale, v2 = x2[c] * scale, v3 = x3[c] * scale;
+            m0 = v0 > m0 ? v0 : m0;
+            m1 = v1 > m1 ? v1 : m1;
+            m2 = v2 > m2 ? v2 : m2;
+            m3 = v3 > m3 ? v3 : m3;
+        }
+        exp_row(x0, cols, scale, m0, y0);
+        exp_row(x1, cols, scale, m1, y1);
+        exp_row(x2, cols, scale, m2, y2);
+        exp_row(x3, cols, scale, m3, y3);
+        float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+        for (int64_t c = 0; c < cols; c++) {
+            s0 = s0 + y0[c];
+            s1 = s1 + y1[c];
+            s2 = s2 + y2[c];
+            s3 = s3 + y3[c];
+        }
+        div_row(y0, cols, s0);
+        div_row(y1, cols, s1);
+        div_row(y2, cols, s2);
+        div_row(y3, cols, s3);
+    }
+    for (; r < rows; r++) {
         const float *xr = x + r * ld;
         float *yr = y + r * ld;
         float m = xr[0] * scale;
@@ -12,11 +52,10 @@ static void softmax_rows(int64_t rows, int64_t cols, const float *x, int64_t ld,
             float v = xr[c] * scale;
             m = v > m ? v : m;
         }
-        int64_t c0 = d2ar__use_avx2() ? d2ar__exp_row_avx2(xr, cols, scale, m, yr) : 0;
-        for (int64_t c = c0; c < cols; c++) yr[c] = d2ar__expf(xr[c] * scale - m);
+        exp_row(xr, cols, scale, m, yr);
         float s = 0.0f;
         for (int64_t c = 0; c < cols; c++) s = s + yr[c]; /* one sequential sum, as the reference */
-        for (int64_t c = 0; c < cols; c++) yr[c] = yr[c] / s;
+        div_row(yr, cols, s);
     }
 }
 
