@@ -44,6 +44,21 @@ def matmul_peak(device: torch.device, n: int = 8192, reps: int = 10) -> float:
     return 2 * n**3 / float(np.median(times))
 
 
+def allreduce_time(rt, numel: int, reps: int = 20) -> float:
+    """Median time (ms) of one NCCL all-reduce of ``numel`` fp32 values across the processes."""
+    buf = torch.randn(numel, device=rt.device)
+    times = []
+    for i in range(reps + 3):
+        torch.distributed.barrier()
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        torch.distributed.all_reduce(buf)
+        torch.cuda.synchronize()
+        if i >= 3:
+            times.append((time.perf_counter() - t0) * 1e3)
+    return float(np.median(times))
+
+
 def step_flops(objective: torch.nn.Module, args: tuple, rt) -> float:
     """FLOPs of one forward + backward (eager)."""
     counter = FlopCounterMode(display=False)
@@ -54,9 +69,11 @@ def step_flops(objective: torch.nn.Module, args: tuple, rt) -> float:
     return float(counter.get_total_flops())
 
 
-def time_steps(model, params, args_fn, rt, *, warmup: int, seconds: float) -> tuple[float, int]:
-    """Steady-state optimizer steps per second (after ``warmup`` steps)."""
-    opt = torch.optim.AdamW(params, lr=1e-4)
+def time_steps(model, params, args_fn, rt, *, warmup: int, seconds: float, profile_to: str | None = None,
+               profile_steps: int = 0) -> tuple[float, int]:
+    """Steady-state optimizer steps per second (after ``warmup`` steps); with ``profile_to``, then
+    ``profile_steps`` more steps under ``torch.profiler`` (table written there, see :func:`kernel_table`)."""
+    opt = torch.optim.AdamW(params, lr=1e-4, fused=True)
 
     def one(i: int) -> None:
         with rt.autocast():
@@ -81,7 +98,52 @@ def time_steps(model, params, args_fn, rt, *, warmup: int, seconds: float) -> tu
             if done.item():
                 break
     torch.cuda.synchronize()
-    return n / (time.perf_counter() - t0), n
+    rate = n / (time.perf_counter() - t0)
+    if profile_to and profile_steps:
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            w0 = time.perf_counter()
+            for i in range(profile_steps):
+                one(i)
+            torch.cuda.synchronize()
+            wall = time.perf_counter() - w0
+        with open(profile_to, "w") as fh:
+            fh.write(kernel_table(prof, wall, profile_steps))
+    return rate, n
+
+
+def kernel_table(prof, wall_s: float, steps: int) -> str:
+    """GPU time by kernel class and the top kernels, per step, from a finished profiler.
+
+    Classes: matrix products and convolutions (tensor-core work), NCCL collectives, the rest
+    (element-wise, norms, reductions, copies). ``busy`` = summed kernel time / wall time.
+    """
+    rows = []
+    for e in prof.key_averages():  # kernels (device events) only
+        t = getattr(e, "self_device_time_total", getattr(e, "self_cuda_time_total", 0))
+        if str(e.device_type).endswith("CUDA") and t > 0:
+            rows.append((t / 1e3 / steps, e.count // steps, e.key))
+    rows.sort(reverse=True)
+    total = sum(r[0] for r in rows)
+
+    def cls(name: str) -> str:
+        n = name.lower()
+        if "nccl" in n:
+            return "nccl"
+        if any(k in n for k in ("gemm", "cutlass", "xmma", "sm90", "wgmma", "conv", "cudnn", "mma", "flash", "fmha")):
+            return "matmul/conv/attention"
+        return "other"
+
+    by = {}
+    for t, _, name in rows:
+        by[cls(name)] = by.get(cls(name), 0.0) + t
+    step_ms = wall_s / steps * 1e3
+    lines = [f"wall per step {step_ms:.2f} ms; GPU kernel time per step {total:.2f} ms (busy {total / step_ms:.0%})"]
+    lines += [f"  {k}: {v:.2f} ms ({v / max(total, 1e-9):.0%} of kernel time)" for k, v in sorted(by.items())]
+    lines.append("top kernels (ms per step, launches per step, name):")
+    lines += [f"  {t:8.3f} {c:5d}  {name[:140]}" for t, c, name in rows[:30]]
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
@@ -95,6 +157,9 @@ def main() -> None:
     ap.add_argument("--compile", choices=["on", "off", "both"], default="both")
     ap.add_argument("--count-only", action="store_true", help="FLOPs per step and matmul peak only")
     ap.add_argument("--stages", default="vae,flow", help="comma-separated stages to measure")
+    ap.add_argument("--profile-steps", type=int, default=0,
+                    help="after timing, profile this many steps; tables go to OUT.<stage>.rank<r>.prof.txt")
+    ap.add_argument("--static-graph", action="store_true", help="DDP(static_graph=True) (under torchrun)")
     args = ap.parse_args()
     rt = setup_runtime("cuda")
     cfg = preset(args.preset)
@@ -104,11 +169,15 @@ def main() -> None:
     bank = TileBank(sources, tile=cfg.tile_size, stats=stats, sensors=sensors, geo_octaves=cfg.geo_octaves,
                     tiles_per_area=4.0, device=rt.device, seed=rt.rank)
     peak = matmul_peak(rt.device)
+    allreduce = None
+    if rt.world_size > 1:  # the collective DDP runs every step: one fp32 tensor of all trainable weights
+        allreduce = allreduce_time(rt, sum(p.numel() for p in D2arNet(cfg).parameters()))
     result = {
         "device": torch.cuda.get_device_name(rt.device), "world_size": rt.world_size,
         "batch_per_gpu": args.batch, "preset": args.preset, "torch": torch.__version__,
         "host": platform.node(), "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-        "bf16_matmul_tflops": peak / 1e12, "stages": {},
+        "bf16_matmul_tflops": peak / 1e12, "static_graph": args.static_graph,
+        "allreduce_all_weights_ms": allreduce, "stages": {},
     }
     modes = {"on": [True], "off": [False], "both": [False, True]}[args.compile]
     for stage in args.stages.split(","):
@@ -136,7 +205,10 @@ def main() -> None:
                     print(stage, json.dumps(result["stages"][stage]), flush=True)
                 break
             t_c = time.perf_counter()
-            sps, n = time_steps(rt.wrap(obj), params, args_fn, rt, warmup=args.warmup, seconds=args.seconds)
+            prof = f"{args.out}.{key}.rank{rt.rank}.prof.txt" if args.profile_steps else None
+            sps, n = time_steps(rt.wrap(obj, static_graph=args.static_graph), params, args_fn, rt,
+                                warmup=args.warmup, seconds=args.seconds, profile_to=prof,
+                                profile_steps=args.profile_steps)
             achieved = flops * sps
             result["stages"][key] = {
                 "steps_per_s": sps, "timed_steps": n, "tiles_per_s": sps * args.batch * rt.world_size,
