@@ -134,7 +134,9 @@ class ModelConfig:
 
 
 #: Size presets. ``tiny`` is for tests on CPU; ``default`` is the shipped prior (tile and 2 x 2 block
-#: mean tokens for 10 bands: the 10 bands of Sentinel-2 and Landsat 8 in the sample cubes).
+#: mean tokens for 10 bands: the 10 bands of Sentinel-2 and Landsat 8 in the sample cubes, 4.3 M
+#: weights); ``large`` (about 25x the weights) is for archives of 10^5 tiles and more, trained on
+#: GPUs, where the widths keep the tensor cores busy (see BENCHMARKS.md, training throughput).
 PRESETS: dict[str, ModelConfig] = {
     "tiny": ModelConfig(
         tile_size=32, band_embed_dim=16, vae_widths=[8, 16, 16], latent_channels=4, patch_size=2,
@@ -142,6 +144,10 @@ PRESETS: dict[str, ModelConfig] = {
         flow_depth=2, flow_heads=2, mlp_ratio=2, geo_octaves=12, n_sensors=16,
     ),
     "default": ModelConfig(stat_tokens=10, stat_grid=2),
+    "large": ModelConfig(
+        band_embed_dim=128, vae_widths=[64, 128, 256], enc_dim=512, enc_depth=4, enc_heads=8, stat_tokens=10,
+        stat_grid=2, flow_dim=768, flow_depth=12, flow_heads=12,
+    ),
 }
 
 

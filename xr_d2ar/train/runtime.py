@@ -52,14 +52,16 @@ class Runtime:
         """:func:`safe_compile` when compiling is enabled, else None."""
         return safe_compile if self.compile else None
 
-    def wrap(self, module: torch.nn.Module) -> torch.nn.Module:
-        """DDP-wrap ``module`` when running on several processes."""
+    def wrap(self, module: torch.nn.Module, *, static_graph: bool = False) -> torch.nn.Module:
+        """DDP-wrap ``module`` when running on several processes (``static_graph``: the same
+        parameters get gradients in the same order every step, which lets DDP skip its checks)."""
         if self.world_size == 1:
             return module
         from torch.nn.parallel import DistributedDataParallel
 
         ids = [self.local_rank] if self.device.type == "cuda" else None
-        return DistributedDataParallel(module, device_ids=ids)
+        return DistributedDataParallel(module, device_ids=ids, static_graph=static_graph,
+                                       gradient_as_bucket_view=static_graph)
 
     def all_mean(self, value: float) -> float:
         """Mean of a scalar over processes."""
