@@ -263,3 +263,6 @@ def test_block_stat_tokens_bring_block_means_smoothly():
     np.testing.assert_allclose(part[:, 1].mean(axis=(1, 2)), got[:, 1].mean(axis=(1, 2)), atol=stat_step(1000))
     assert np.allclose(part[:, 1] - part[:, 1].mean(axis=(1, 2), keepdims=True),
                        y[:, 1] - y[:, 1].mean(axis=(1, 2), keepdims=True), atol=1e-5)
+    # each tile's correction is independent of the batch it is decoded in (bit for bit)
+    one_by_one = np.concatenate([apply_means(y[i : i + 1], tok[i : i + 1], 3, 1000, grid=2) for i in range(3)])
+    assert np.array_equal(one_by_one, apply_means(y, tok, 3, 1000, grid=2))

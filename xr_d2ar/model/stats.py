@@ -144,10 +144,13 @@ def apply_means(y: np.ndarray, tokens: np.ndarray, n_stat: int, codebook_size: i
     ok = rp.all(axis=2) & present[:, :full]  # (N, full)
     basis, inv = _block_basis(t, grid)
     b = t // grid
-    yb = y[:, :full].astype(np.float64)
-    cur = yb.reshape(len(y), full, grid, b, grid, b).mean(axis=(3, 5)).reshape(len(y), full, g2)
-    target = mean[:, :full, None] + res
-    coef = np.einsum("qp,nbp->nbq", inv, target - cur)
-    corr = np.einsum("nbq,qhw->nbhw", np.where(ok[:, :, None], coef, 0.0), basis)
-    y[:, :full] = (yb + corr).astype(np.float32)
+    cur = y[:, :full].reshape(len(y), full, grid, b, grid, b).mean(axis=(3, 5), dtype=np.float64)
+    diff = np.where(ok[:, :, None], mean[:, :full, None] + res - cur.reshape(len(y), full, g2), 0.0)
+    # coef = inv @ diff and y += sum_q coef_q basis_q, each a fixed-order sum of g2 terms per value:
+    # element-wise, so every tile's result is independent of the batch it is decoded in
+    coef = sum(inv[:, p] * diff[:, :, p, None] for p in range(g2)).astype(np.float32)  # (N, full, g2)
+    basis32 = basis.astype(np.float32)
+    view = y[:, :full]
+    for q in range(g2):
+        view += coef[:, :, q, None, None] * basis32[q]
     return y
