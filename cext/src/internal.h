@@ -90,6 +90,12 @@ D2AR_HIDDEN void d2ar__act_row(float *y, int64_t n, int act);
 D2AR_HIDDEN int64_t d2ar__act_row_avx2(float *y, int64_t n, int act);
 /* y[i] = d2ar__expf(x[i] * scale - m), 8 lanes at a time (bit-identical); returns how many. */
 D2AR_HIDDEN int64_t d2ar__exp_row_avx2(const float *x, int64_t n, float scale, float m, float *y);
+/* y[i] = y[i] / d, 8 lanes at a time; returns how many (x86-64). */
+D2AR_HIDDEN int64_t d2ar__div_row_avx2(float *y, int64_t n, float d);
+/* *m = the largest x[i] * scale, which is the sequential (v > m ? v : m) maximum whenever no
+ * product is NaN (up to the sign of a zero maximum, which x * scale - m cannot tell apart);
+ * returns 0 (caller runs the sequential loop) when n < 8, a product is NaN, or not x86-64. */
+D2AR_HIDDEN int d2ar__max_row_avx2(const float *x, int64_t n, float scale, float *m);
 /* GEMM epilogue of a rows x cols block of C (bias of kind bias_kind at block position i0, j0,
  * then act), 8 lanes at a time (bit-identical to gemm.c's scalar epilogue; x86-64 only). */
 D2AR_HIDDEN void d2ar__epilogue_avx2(float *c, int64_t ldc, int64_t rows, int64_t cols,

@@ -121,7 +121,47 @@ TGT int64_t d2ar__exp_row_avx2(const float *x, int64_t n, float scale, float m, 
 #undef EXPS
     return i;
 }
+TGT int64_t d2ar__div_row_avx2(float *y, int64_t n, float d) {
+    const __m256 dv = _mm256_set1_ps(d);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_div_ps(_mm256_loadu_ps(y + i), dv));
+    return i;
+}
+
+TGT int d2ar__max_row_avx2(const float *x, int64_t n, float scale, float *m) {
+    if (n < 8) return 0;
+    const __m256 s = _mm256_set1_ps(scale);
+    __m256 mx = _mm256_mul_ps(_mm256_loadu_ps(x), s), nan = _mm256_cmp_ps(mx, mx, _CMP_UNORD_Q);
+    int64_t i = 8;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + i), s);
+        nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+        mx = _mm256_max_ps(mx, v);
+    }
+    float lanes[8];
+    _mm256_storeu_ps(lanes, mx);
+    float r = lanes[0];
+    for (int t = 1; t < 8; t++) r = lanes[t] > r ? lanes[t] : r;
+    for (; i < n; i++) {
+        float v = x[i] * scale;
+        if (v != v) return 0;
+        r = v > r ? v : r;
+    }
+    if (_mm256_movemask_ps(nan)) return 0;
+    *m = r;
+    return 1;
+}
 #else
+int64_t d2ar__div_row_avx2(float *y, int64_t n, float d) {
+    (void)y, (void)n, (void)d;
+    return 0;
+}
+
+int d2ar__max_row_avx2(const float *x, int64_t n, float scale, float *m) {
+    (void)x, (void)n, (void)scale, (void)m;
+    return 0;
+}
+
 int64_t d2ar__act_row_avx2(float *y, int64_t n, int act) {
     (void)y, (void)n, (void)act;
     return 0;

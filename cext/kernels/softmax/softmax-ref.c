@@ -10,24 +10,32 @@ static void exp_row(const float *xr, int64_t cols, float scale, float m, float *
     for (int64_t c = c0; c < cols; c++) yr[c] = d2ar__expf(xr[c] * scale - m);
 }
 
-D2AR_VECTORIZE static void div_row(float *yr, int64_t cols, float s) {
-    for (int64_t c = 0; c < cols; c++) yr[c] = yr[c] / s;
+D2AR_VECTORIZE static void div_row(float *yr, int64_t cols, float s, int avx2) {
+    int64_t c = avx2 ? d2ar__div_row_avx2(yr, cols, s) : 0;
+    for (; c < cols; c++) yr[c] = yr[c] / s;
+}
+
+/* The sequential maximum of xr[c] * scale (v > m ? v : m from c = 0). */
+static float max_row(const float *xr, int64_t cols, float scale, int avx2) {
+    float m;
+    if (avx2 && d2ar__max_row_avx2(xr, cols, scale, &m)) return m;
+    m = xr[0] * scale;
+    for (int64_t c = 1; c < cols; c++) {
+        float v = xr[c] * scale;
+        m = v > m ? v : m;
+    }
+    return m;
 }
 
 static void softmax_rows(int64_t rows, int64_t cols, const float *x, int64_t ld, float scale,
                          float *y) {
+    const int avx2 = d2ar__use_avx2();
     int64_t r = 0;
     for (; r + 4 <= rows; r += 4) {
         const float *x0 = x + r * ld, *x1 = x0 + ld, *x2 = x1 + ld, *x3 = x2 + ld;
         float *y0 = y + r * ld, *y1 = y0 + ld, *y2 = y1 + ld, *y3 = y2 + ld;
-        float m0 = x0[0] * scale, m1 = x1[0] * scale, m2 = x2[0] * scale, m3 = x3[0] * scale;
-        for (int64_t c = 1; c < cols; c++) {
-            float v0 = x0[c] * scale, v1 = x1[c] * scale, v2 = x2[c] * scale, v3 = x3[c] * scale;
-            m0 = v0 > m0 ? v0 : m0;
-            m1 = v1 > m1 ? v1 : m1;
-            m2 = v2 > m2 ? v2 : m2;
-            m3 = v3 > m3 ? v3 : m3;
-        }
+        float m0 = max_row(x0, cols, scale, avx2), m1 = max_row(x1, cols, scale, avx2);
+        float m2 = max_row(x2, cols, scale, avx2), m3 = max_row(x3, cols, scale, avx2);
         exp_row(x0, cols, scale, m0, y0);
         exp_row(x1, cols, scale, m1, y1);
         exp_row(x2, cols, scale, m2, y2);
@@ -39,23 +47,19 @@ static void softmax_rows(int64_t rows, int64_t cols, const float *x, int64_t ld,
             s2 = s2 + y2[c];
             s3 = s3 + y3[c];
         }
-        div_row(y0, cols, s0);
-        div_row(y1, cols, s1);
-        div_row(y2, cols, s2);
-        div_row(y3, cols, s3);
+        div_row(y0, cols, s0, avx2);
+        div_row(y1, cols, s1, avx2);
+        div_row(y2, cols, s2, avx2);
+        div_row(y3, cols, s3, avx2);
     }
     for (; r < rows; r++) {
         const float *xr = x + r * ld;
         float *yr = y + r * ld;
-        float m = xr[0] * scale;
-        for (int64_t c = 1; c < cols; c++) {
-            float v = xr[c] * scale;
-            m = v > m ? v : m;
-        }
+        float m = max_row(xr, cols, scale, avx2);
         exp_row(xr, cols, scale, m, yr);
         float s = 0.0f;
         for (int64_t c = 0; c < cols; c++) s = s + yr[c]; /* one sequential sum, as the reference */
-        div_row(yr, cols, s);
+        div_row(yr, cols, s, avx2);
     }
 }
 
