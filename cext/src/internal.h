@@ -39,6 +39,11 @@ typedef void (*d2ar__pack_b_fn)(const d2ar__mat *b, int64_t k0, int64_t kc, int6
 typedef void (*d2ar__ukr_fn)(int64_t kcp, const void *a, const void *b, float *c, int64_t ldc,
                              int load_c);
 
+/* Micro-kernel that reads A unpacked: fp32 rows a + i * rsa (unit stride along k) for the
+ * first `rows` (<= mr) rows, otherwise as d2ar__ukr_fn (same fma chain, same bits). */
+typedef void (*d2ar__ukr_rows_fn)(int64_t kcp, const float *a, int64_t rsa, int64_t rows,
+                                  const void *b, float *c, int64_t ldc, int load_c);
+
 /* One GEMM implementation: tile shape, blocking, packers and micro-kernel. */
 typedef struct {
     int backend;         /* D2AR_BACKEND_* whose micro-kernel this is (for the call counters) */
@@ -49,6 +54,7 @@ typedef struct {
     d2ar__pack_a_fn pack_a;
     d2ar__pack_b_fn pack_b;
     d2ar__ukr_fn ukr;
+    d2ar__ukr_rows_fn ukr_rows; /* optional (NULL): skips packing row-major fp32 A (kalign 1) */
 } d2ar__gemm_impl;
 
 /* Per-backend implementations: return NULL when not compiled in.  dtype 0 = fp32, 1 = bf16. */

@@ -206,8 +206,38 @@ TGT static void ukr_avx2(int64_t kcp, const void *a_, const void *b_, float *c, 
     ROW_STORE(0) ROW_STORE(1) ROW_STORE(2) ROW_STORE(3) ROW_STORE(4) ROW_STORE(5)
 }
 
+/* The same tile with A read in place: row i at a + i * rsa (rows past `rows` repeat row 0;
+ * their results are not kept), so row-major fp32 activations need no packing pass. */
+#define ROW_FMA_U(i)                                                                     \
+    do {                                                                                 \
+        __m256 ai = _mm256_broadcast_ss(a##i + k);                                       \
+        c##i##0 = _mm256_fmadd_ps(ai, b0, c##i##0);                                      \
+        c##i##1 = _mm256_fmadd_ps(ai, b1, c##i##1);                                      \
+    } while (0)
+
+TGT static void ukr_avx2_rows(int64_t kcp, const float *a, int64_t rsa, int64_t rows,
+                              const void *b_, float *c, int64_t ldc, int load_c) {
+    const float *b = (const float *)b_;
+    const float *a0 = a, *a1 = a + (rows > 1 ? rsa : 0), *a2 = a + (rows > 2 ? 2 * rsa : 0);
+    const float *a3 = a + (rows > 3 ? 3 * rsa : 0), *a4 = a + (rows > 4 ? 4 * rsa : 0);
+    const float *a5 = a + (rows > 5 ? 5 * rsa : 0);
+    ROW_LOAD(0) ROW_LOAD(1) ROW_LOAD(2) ROW_LOAD(3) ROW_LOAD(4) ROW_LOAD(5)
+#pragma GCC unroll 4
+    for (int64_t k = 0; k < kcp; k++) {
+        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+        ROW_FMA_U(0);
+        ROW_FMA_U(1);
+        ROW_FMA_U(2);
+        ROW_FMA_U(3);
+        ROW_FMA_U(4);
+        ROW_FMA_U(5);
+        b += NR;
+    }
+    ROW_STORE(0) ROW_STORE(1) ROW_STORE(2) ROW_STORE(3) ROW_STORE(4) ROW_STORE(5)
+}
+
 static d2ar__gemm_impl AVX2 = {D2AR_BACKEND_AVX2, MR, NR, 1, 384, 96, 4080, sizeof(float),
-                               d2ar__pack_a_avx2, d2ar__pack_b_avx2, ukr_avx2};
+                               d2ar__pack_a_avx2, d2ar__pack_b_avx2, ukr_avx2, ukr_avx2_rows};
 
 const d2ar__gemm_impl *d2ar__gemm_avx2(int dtype) {
     (void)dtype;

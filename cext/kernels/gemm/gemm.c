@@ -128,10 +128,11 @@ typedef struct {
     int64_t i0, j0; /* position of the block in C */
 } tile_epilogue;
 
-/* Run one mc x nc block of register tiles. */
+/* Run one mc x nc block of register tiles; A packed at ap, or when ar is not NULL read in
+ * place by im->ukr_rows (fp32 row i at ar + i * rsa). */
 static void macro_block(const d2ar__gemm_impl *im, int64_t mc, int64_t nc, int64_t kcp,
-                        const char *ap, const char *bp, float *c, int64_t ldc, int load_c,
-                        float *tmp, const tile_epilogue *ep) {
+                        const char *ap, const float *ar, int64_t rsa, const char *bp, float *c,
+                        int64_t ldc, int load_c, float *tmp, const tile_epilogue *ep) {
     const int64_t mr = im->mr, nr = im->nr;
     const size_t a_panel = (size_t)(mr * kcp) * im->elem, b_panel = (size_t)(nr * kcp) * im->elem;
     for (int64_t jr = 0; jr < nc; jr += nr) {
@@ -149,13 +150,20 @@ static void macro_block(const d2ar__gemm_impl *im, int64_t mc, int64_t nc, int64
                     for (int64_t j = 0; j < cols; j += 16)
                         __builtin_prefetch(c + (ni + i) * ldc + nj + j, 1, 3);
             }
+            const float *arow = ar ? ar + ir * rsa : NULL;
             if (mm == mr && nn == nr) {
-                im->ukr(kcp, a, b, ct, ldc, load_c);
+                if (ar)
+                    im->ukr_rows(kcp, arow, rsa, mm, b, ct, ldc, load_c);
+                else
+                    im->ukr(kcp, a, b, ct, ldc, load_c);
             } else {
                 if (load_c)
                     for (int64_t i = 0; i < mm; i++)
                         memcpy(tmp + i * nr, ct + i * ldc, (size_t)nn * 4);
-                im->ukr(kcp, a, b, tmp, nr, load_c);
+                if (ar)
+                    im->ukr_rows(kcp, arow, rsa, mm, b, tmp, nr, load_c);
+                else
+                    im->ukr(kcp, a, b, tmp, nr, load_c);
                 for (int64_t i = 0; i < mm; i++)
                     memcpy(ct + i * ldc, tmp + i * nr, (size_t)nn * 4);
             }
@@ -184,6 +192,10 @@ int d2ar__gemm(int dtype, int64_t M, int64_t N, int64_t K, const d2ar__mat *a, c
     const d2ar__gemm_impl *im = d2ar__impl_current(dtype, &backend);
     (void)backend;
     const int avx2 = d2ar__use_avx2();
+    /* row-major fp32 A is read in place when the backend can and few B panels would reuse a
+     * packed copy (N <= 320: the decoder's attention and most of its Linear layers); measured
+     * 25-35% faster on 64x64x32 attention products, slower on wide N */
+    const int a_direct = im->ukr_rows && im->kalign == 1 && !a->bf16 && a->cs == 1 && N <= 320;
     /* k blocks of equal size (a multiple of kalign, at most im->kc): no short last block */
     const int64_t nkb = (K + im->kc - 1) / im->kc;
     const int64_t kcb = round_up((K + nkb - 1) / nkb, im->kalign), mcb = im->mc, ncb = im->nc;
@@ -222,9 +234,10 @@ int d2ar__gemm(int dtype, int64_t M, int64_t N, int64_t K, const d2ar__mat *a, c
             for (int64_t ic = 0; ic < M; ic += mcb) {
                 int64_t mc = M - ic < mcb ? M - ic : mcb;
                 float *cb = c + ic * ldc + jc;
-                im->pack_a(a, ic, mc, pc, kc, kcp, im->mr, ap);
+                const float *ar = a_direct ? (const float *)a->p + ic * a->rs + pc : NULL;
+                if (!a_direct) im->pack_a(a, ic, mc, pc, kc, kcp, im->mr, ap);
                 const tile_epilogue ep = {last, avx2, bias, bias_kind, act, ic, jc};
-                macro_block(im, mc, nc, kcp, ap, bp, cb, ldc, pc > 0, tmp, &ep);
+                macro_block(im, mc, nc, kcp, ap, ar, a->rs, bp, cb, ldc, pc > 0, tmp, &ep);
             }
         }
     }
