@@ -10,7 +10,11 @@ int d2ar_upsample_nearest_f32(int64_t NC, int64_t H, int64_t W, int64_t f, const
         for (int64_t i = 0; i < H; i++) {
             const float *in = x + (p * H + i) * W;
             float *out = y + (p * H * f + i * f) * Wo;
-            for (int64_t j = 0; j < Wo; j++) out[j] = in[j / f];
+            if (f == 2)
+                for (int64_t j = 0; j < W; j++) out[2 * j] = out[2 * j + 1] = in[j];
+            else
+                for (int64_t j = 0; j < W; j++)
+                    for (int64_t r = 0; r < f; r++) out[j * f + r] = in[j];
             for (int64_t r = 1; r < f; r++)
                 for (int64_t j = 0; j < Wo; j++) out[r * Wo + j] = out[j];
         }
