@@ -75,6 +75,27 @@ def test_to_reflectance_masks_fill_and_scales(cbers):
     np.testing.assert_allclose(phys.values[ok], raw[ok] * 1e-4, rtol=1e-6)
 
 
+def test_to_reflectance_drops_packing_attrs_and_stays_lazy(cbers):
+    da = cbers["reflectance"].chunk({"time": 1})
+    phys = datasets.to_reflectance(da)
+    assert phys.chunks == da.chunks and phys.dtype == np.float32
+    assert not {"scale_factor", "add_offset", "_FillValue"} & set(phys.attrs)
+    assert phys.attrs["units"] == da.attrs["units"]
+
+
+def test_stored_to_physical_is_float32_with_nan_at_fill_only():
+    stored = np.array([[0, 1, 2], [3, 4, 0]], np.uint16)
+    phys = datasets.stored_to_physical(stored, 0.5, 1.0, np.uint16(0))
+    assert phys.dtype == np.float32
+    np.testing.assert_array_equal(phys, [[np.nan, 1.5, 2.0], [2.5, 3.0, np.nan]])
+    floats = np.array([np.inf, np.nan, -9999.0, 1.0], np.float32)
+    for fill in (None, np.nan, np.float32(np.nan)):  # nothing to mask; inf kept
+        np.testing.assert_array_equal(datasets.stored_to_physical(floats, 1.0, 0.0, fill), floats)
+    np.testing.assert_array_equal(
+        datasets.stored_to_physical(floats, 1.0, 0.0, -9999.0), [np.inf, np.nan, np.nan, 1.0]
+    )
+
+
 def test_split_time_holds_out_last_dates(flanders):
     train, held = datasets.split_time(flanders, holdout=0.2)
     assert train.sizes["time"] + held.sizes["time"] == flanders.sizes["time"]

@@ -46,6 +46,7 @@ __all__ = [
     "open",
     "open_cube",
     "split_time",
+    "stored_to_physical",
     "to_reflectance",
     "validate_cube",
 ]
@@ -169,29 +170,66 @@ def _canonicalise_attrs(ds: xr.Dataset) -> xr.Dataset:
 # --------------------------------------------------------------------------- physical values
 
 
+def stored_to_physical(
+    stored: np.ndarray, scale_factor: float, add_offset: float, fill_value: Any = None
+) -> np.ndarray:
+    """Unpack stored values: ``stored * scale_factor + add_offset`` in float32, NaN at the fill value.
+
+    The one definition of the unpacking every layer uses (:func:`to_reflectance`, the codec's
+    :meth:`xr_d2ar.parallel.CodingSpec.to_physical`, the training reader).
+
+    Parameters
+    ----------
+    stored : numpy.ndarray
+        Stored values, any shape and dtype.
+    scale_factor, add_offset : float
+        Physical = stored * scale_factor + add_offset; both are rounded to float32 first.
+    fill_value : optional
+        Stored nodata value, compared as given (its own dtype). ``None`` or NaN masks nothing
+        (NaN stays NaN); +-inf are kept.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, same shape; a new array (``stored`` is not modified).
+    """
+    stored = np.asarray(stored)
+    phys = stored.astype(np.float32)
+    phys *= np.float32(scale_factor)
+    phys += np.float32(add_offset)
+    if fill_value is not None and not np.isnan(fill_value):
+        phys[stored == fill_value] = np.nan
+    return phys
+
+
 def to_reflectance(da: xr.DataArray) -> xr.DataArray:
     """Physical values of a canonical ``reflectance`` array: ``stored * scale + offset``, NaN at nodata.
 
     Parameters
     ----------
     da : xarray.DataArray
-        Canonical stored values (any of time/band/y/x dims), attrs ``scale_factor``, ``add_offset``,
-        ``_FillValue``.
+        Canonical stored values (any of time/band/y/x dims, NumPy or Dask), attrs
+        ``scale_factor``, ``add_offset``, ``_FillValue`` (see :func:`stored_to_physical`).
 
     Returns
     -------
     xarray.DataArray
-        float32, same dims/coords; attrs without the packing keys.
+        float32, same dims/coords/chunks (lazy stays lazy); attrs without the packing keys.
     """
-    scale = float(da.attrs.get("scale_factor", 1.0))
-    offset = float(da.attrs.get("add_offset", 0.0))
-    fill = da.attrs.get("_FillValue")
-    values = da.astype(np.float32)
-    if fill is not None and not (isinstance(fill, float) and np.isnan(fill)):
-        values = values.where(da != fill)
-    out = values * np.float32(scale) + np.float32(offset)
+    phys = xr.apply_ufunc(
+        stored_to_physical,
+        da,
+        kwargs={
+            "scale_factor": float(da.attrs.get("scale_factor", 1.0)),
+            "add_offset": float(da.attrs.get("add_offset", 0.0)),
+            "fill_value": da.attrs.get("_FillValue"),
+        },
+        dask="parallelized",
+        output_dtypes=[np.float32],
+        keep_attrs=False,
+    )
     keep = {k: v for k, v in da.attrs.items() if k not in ("scale_factor", "add_offset", "_FillValue")}
-    return out.astype(np.float32).assign_attrs(keep)
+    return phys.assign_attrs(keep)
 
 
 # --------------------------------------------------------------------------- user cubes

@@ -22,6 +22,7 @@ import numpy as np
 
 from xr_d2ar._options import DECODE_ENGINES, OPTIONS
 from xr_d2ar.codecs import lookup
+from xr_d2ar.datasets import stored_to_physical
 from xr_d2ar.errors import ModelMismatchError
 from xr_d2ar.store import NODATA_FILL, NODATA_NAN, TokenLayout, token_chunks
 from xr_d2ar.tiling import TileGrid
@@ -157,13 +158,8 @@ class CodingSpec:
         return max(1, _BATCH_BYTES // per_tile)
 
     def to_physical(self, stored: np.ndarray) -> np.ndarray:
-        """Stored values -> float32 physical values, NaN at nodata."""
-        phys = stored.astype(np.float32) * np.float32(self.scale_factor) + np.float32(
-            self.add_offset
-        )
-        if self.fill_value is not None and not np.isnan(self.fill_value):
-            phys[stored == self.fill_value] = np.nan
-        return phys
+        """Stored values -> float32 physical values, NaN at nodata (:func:`stored_to_physical`)."""
+        return stored_to_physical(stored, self.scale_factor, self.add_offset, self.fill_value)
 
     def to_stored(self, phys: np.ndarray) -> np.ndarray:
         """float32 physical values -> storage dtype; valid pixels never take the fill value."""

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from xr_d2ar.datasets import stored_to_physical
 from xr_d2ar.errors import CubeValidationError
 from xr_d2ar.model.conditioning import date_features, geo_features
 from xr_d2ar.model.normalise import band_stats, normalise
@@ -110,11 +111,8 @@ class CubeSource:
     def image(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """Image i: physical values (B, y, x) float32 with NaN at nodata, clear mask (y, x) bool."""
         raw = np.asarray(self.arrays["reflectance"][i])
-        phys = raw.astype(np.float32) * np.float32(self.meta["scale"]) + np.float32(self.meta["offset"])
-        nodata = ~np.isfinite(phys)
-        if self.meta["fill"] is not None:
-            nodata |= raw == self.meta["fill"]
-        phys[nodata] = np.nan
+        phys = stored_to_physical(raw, self.meta["scale"], self.meta["offset"], self.meta["fill"])
+        phys[~np.isfinite(phys)] = np.nan  # training also drops +-inf (no loss on them)
         if "valid" in self.arrays:
             clear = np.asarray(self.arrays["valid"][i]).astype(bool)
         else:
