@@ -1,7 +1,8 @@
 """Find a prior by its sha256 in this process: cache, path hint, shipped default, search path.
 
 Codecs get bytes only and Dask workers get a sha256 only, so every layer that needs a model asks
-:func:`find_model`. Models are cached per process by ``(sha256, device)`` and never travel in a task
+:func:`find_model`. Models are cached per process by ``(sha256, device)`` in one cache
+(:func:`cached_model`, which :func:`xr_d2ar.model.load_model` uses too) and never travel in a task
 graph. A non-default prior is found through ``$XR_D2AR_MODEL_PATH``: folders or ``.safetensors``
 files separated by ``os.pathsep`` (set it on every Dask worker too), or through
 :func:`register_model_path`.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from xr_d2ar._hashing import sha256_file
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ENV_VAR",
+    "cached_model",
     "file_sha256",
     "find_model",
     "known_path",
@@ -33,7 +36,8 @@ __all__ = [
 
 ENV_VAR = "XR_D2AR_MODEL_PATH"
 
-_models: dict[tuple[str, str], D2arModel] = {}
+_models: dict[tuple[str, str], D2arModel] = {}  # (sha256, device) -> model: the one model cache
+_loading: dict[tuple[str, str], threading.Lock] = {}  # (sha256, device) -> held while it loads
 _paths: dict[str, Path] = {}  # sha256 -> weights file, learnt in this process
 _hashes: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256
 _lock = threading.RLock()
@@ -81,6 +85,26 @@ def _device(device: str | None) -> str:
     return dev
 
 
+def cached_model(sha256: str, device: str, load: Callable[[], D2arModel]) -> D2arModel:
+    """The model cached under ``(sha256, device)``, else ``load()`` it once and cache it.
+
+    Loading holds a lock of that key only: callers asking for the same key wait for the one load,
+    other priors and devices load concurrently.
+    """
+    key = (sha256, device)
+    with _lock:
+        if key in _models:
+            return _models[key]
+        key_lock = _loading.setdefault(key, threading.Lock())
+    with key_lock:
+        with _lock:
+            if key in _models:
+                return _models[key]
+        model = load()
+        with _lock:
+            return _models.setdefault(key, model)
+
+
 def find_model(
     sha256: str,
     *,
@@ -118,17 +142,17 @@ def find_model(
         if cached is not None:
             return cached
         candidates = [Path(p) for p in (path, _paths.get(sha256), DEFAULT_PRIOR) if p is not None]
-        tried: list[str] = []
-        for candidate in [*candidates, *search_path()]:
-            if not candidate.is_file():
-                continue
-            if file_sha256(candidate) != sha256:
-                tried.append(str(candidate))
-                continue
-            model = load_model(candidate, device=dev)
-            _models[(sha256, dev)] = model
+    tried: list[str] = []
+    for candidate in [*candidates, *search_path()]:
+        if not candidate.is_file():
+            continue
+        if file_sha256(candidate) != sha256:
+            tried.append(str(candidate))
+            continue
+        model = load_model(candidate, device=dev)  # through cached_model: loaded once per key
+        with _lock:
             _paths[sha256] = candidate.resolve()
-            return model
+        return model
     label = f"{name!r} " if name else ""
     raise ModelMismatchError(
         f"The prior {label}(sha256 {sha256}) is not available in this process. Looked at: "

@@ -8,7 +8,6 @@ are restored by the caller, not here.
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import numpy as np
 import torch
 
 from xr_d2ar._options import OPTIONS
+from xr_d2ar.codecs.lookup import cached_model
 from xr_d2ar.errors import CubeValidationError, ModelMismatchError, UnknownBandError
 from xr_d2ar.model.checkpoint import prior_paths, read_prior, verify_prior
 from xr_d2ar.model.conditioning import date_features, geo_features
@@ -31,8 +31,6 @@ __all__ = ["DEFAULT_PRIOR", "D2arModel", "load_model"]
 #: The shipped default prior (weights; the JSON config sits beside it).
 DEFAULT_PRIOR = Path(__file__).resolve().parents[1] / "prior" / "d2ar-default.safetensors"
 
-_CACHE: dict[tuple[str, str], D2arModel] = {}
-_LOCK = threading.Lock()
 _BATCH = {"cpu": 64, "cuda": 1024}  # tiles per forward pass, by device type
 
 
@@ -50,6 +48,9 @@ def _resolve_device(device: str) -> torch.device:
 
 def load_model(path: str | os.PathLike | None = None, *, device: str = "auto") -> D2arModel:
     """Load a prior (the shipped default when ``path`` is None); cached per (sha256, device).
+
+    The cache is the process's one model cache (:func:`xr_d2ar.codecs.lookup.cached_model`), shared
+    with :func:`~xr_d2ar.codecs.lookup.find_model` and models passed to the Dask layer.
 
     Parameters
     ----------
@@ -79,11 +80,7 @@ def load_model(path: str | os.PathLike | None = None, *, device: str = "auto") -
     """
     dev = _resolve_device(device)
     weights, _, sha = verify_prior(DEFAULT_PRIOR if path is None else path)
-    key = (sha, str(dev))
-    with _LOCK:
-        if key not in _CACHE:
-            _CACHE[key] = D2arModel.from_file(weights, device=dev)
-        return _CACHE[key]
+    return cached_model(sha, str(dev), lambda: D2arModel.from_file(weights, device=dev))
 
 
 class D2arModel:
