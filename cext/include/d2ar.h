@@ -130,8 +130,9 @@ int d2ar_group_norm_f32(int64_t N, int64_t C, int64_t HW, int64_t G, const float
 
 /* 2-D convolution, NCHW, stride 1, zero padding pad, square kernel ks (1 or 3 typically):
  * x (N, Cin, H, W), w (Cout, Cin, ks, ks), bias (Cout) or NULL, y (N, Cout, Ho, Wo) with
- * Ho = H + 2 pad - ks + 1.  Computed as im2col + GEMM on the current backend, so it is
- * bit-identical across backends; k runs over (cin, ky, kx) in that order. */
+ * Ho = H + 2 pad - ks + 1.  Computed as im2col + GEMM on the current backend (on AVX2 machines
+ * as a direct convolution with the same fma chains), so it is bit-identical across backends;
+ * k runs over (cin, ky, kx) in that order. */
 int d2ar_conv2d_f32(int64_t N, int64_t Cin, int64_t H, int64_t W, const float *x,
                     int64_t Cout, int64_t ks, int64_t pad, const float *w, const float *bias,
                     int act, float *y);

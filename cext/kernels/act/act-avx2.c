@@ -100,10 +100,25 @@ TGT void d2ar__epilogue_avx2(float *c, int64_t ldc, int64_t rows, int64_t cols,
                 _mm256_storeu_ps(row + j, _mm256_add_ps(_mm256_loadu_ps(row + j), b));
             for (; j < cols; j++) row[j] = row[j] + bv;
         }
-        if (act == D2AR_ACT_NONE) continue;
-        j = d2ar__act_row_avx2(row, cols, act);
-        for (; j < cols; j++) row[j] = d2ar__act1(row[j], act);
+        for (j = cols / 8 * 8; j < cols; j++) row[j] = d2ar__act1(row[j], act);
     }
+    if (act == D2AR_ACT_NONE || cols < 8) return;
+    /* the whole vectors of the block, four at a time across rows (a register tile's rows are
+     * only two vectors long): independent lanes, so the long exp/division chains overlap */
+    float *v[4];
+    int nv = 0;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t j = 0; j + 8 <= cols; j += 8) {
+            v[nv++] = c + r * ldc + j;
+            if (nv < 4) continue;
+            __m256 x0 = _mm256_loadu_ps(v[0]), x1 = _mm256_loadu_ps(v[1]);
+            __m256 x2 = _mm256_loadu_ps(v[2]), x3 = _mm256_loadu_ps(v[3]);
+            x0 = act8(x0, act), x1 = act8(x1, act), x2 = act8(x2, act), x3 = act8(x3, act);
+            _mm256_storeu_ps(v[0], x0), _mm256_storeu_ps(v[1], x1);
+            _mm256_storeu_ps(v[2], x2), _mm256_storeu_ps(v[3], x3);
+            nv = 0;
+        }
+    for (int t = 0; t < nv; t++) _mm256_storeu_ps(v[t], act8(_mm256_loadu_ps(v[t]), act));
 }
 
 TGT int64_t d2ar__exp_row_avx2(const float *x, int64_t n, float scale, float m, float *y) {
