@@ -25,7 +25,7 @@ from xr_d2ar.codecs import lookup
 from xr_d2ar.datasets import stored_to_physical
 from xr_d2ar.errors import ModelMismatchError
 from xr_d2ar.store import NODATA_FILL, NODATA_NAN, TokenLayout, token_chunks
-from xr_d2ar.tiling import TileGrid
+from xr_d2ar.tiling import TileGrid, flatten_tiles, unflatten_tiles
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -247,10 +247,9 @@ def encode_block(
     ``lat``/``lon`` are the block's tile centres ``(n_ty, n_tx)``; ``time``/``sensor`` ``(nt,)``.
     """
     model = spec.model.load()
-    nt, n_bands, ny, nx = stored.shape
+    nt, _, ny, nx = stored.shape
     grid = TileGrid.for_shape(ny, nx, spec.tile)
-    tiles = grid.to_tiles(spec.to_physical(stored))  # (nt, B, n_ty, n_tx, T, T)
-    tiles = tiles.transpose(0, 2, 3, 1, 4, 5).reshape(-1, n_bands, spec.tile, spec.tile)
+    tiles = flatten_tiles(grid.to_tiles(spec.to_physical(stored)))  # (nt * n_ty * n_tx, B, T, T)
     out = np.empty((tiles.shape[0], spec.n_tokens), np.int32)
     for sl, cond in _batches(lat, lon, time, sensor, spec):
         out[sl] = model.encode_tiles(tiles[sl], n_tokens=spec.n_tokens, **cond)
@@ -286,8 +285,7 @@ def decode_tiles(
             flat[sl], tile_index=index[sl], seed=spec.seed, steps=spec.steps, solver=solver, **cond
         )
         out[sl] = spec.to_stored(phys)
-    out = out.reshape(nt, rows, cols, -1, spec.tile, spec.tile)
-    return out.transpose(0, 3, 1, 2, 4, 5)
+    return unflatten_tiles(out, nt, rows, cols)
 
 
 def _decoder(model: D2arModel, engine: str) -> Callable[..., np.ndarray]:
@@ -304,21 +302,32 @@ def _batches(lat, lon, time, sensor, spec: CodingSpec) -> Iterator[tuple[slice, 
 
     ``lat``/``lon`` are ``(rows, cols)`` tile centres, ``time``/``sensor`` ``(nt,)``.
     """
-    nt, n = len(time), np.size(lat)
-    per_tile = {
-        "lat": np.tile(np.asarray(lat, np.float64).reshape(-1), nt),
-        "lon": np.tile(np.asarray(lon, np.float64).reshape(-1), nt),
-        "time": np.repeat(np.asarray(time, "datetime64[ns]"), n),
-        "sensor": np.repeat(_strings(sensor), n),
-    }
+    per_tile = tile_conditioning(lat, lon, time, sensor)
     bands = {
         "wavelength": np.asarray(spec.wavelength, np.float32),
         "bandwidth": np.asarray(spec.bandwidth, np.float32),
     }
     size = spec.batch()
-    for start in range(0, nt * n, size):
+    for start in range(0, len(per_tile["time"]), size):
         sl = slice(start, start + size)
         yield sl, {**bands, **{key: value[sl] for key, value in per_tile.items()}}
+
+
+def tile_conditioning(
+    lat: np.ndarray, lon: np.ndarray, time: np.ndarray, sensor: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Per-tile conditioning of ``nt`` images of ``R x C`` tiles, in :func:`flatten_tiles` order.
+
+    ``lat``/``lon`` ``(R, C)`` tile centres (degrees), ``time``/``sensor`` ``(nt,)``. Returns
+    ``lat``/``lon`` float64, ``time`` datetime64[ns], ``sensor`` str, each ``(nt * R * C,)``.
+    """
+    nt, n = len(time), np.size(lat)
+    return {
+        "lat": np.tile(np.asarray(lat, np.float64).reshape(-1), nt),
+        "lon": np.tile(np.asarray(lon, np.float64).reshape(-1), nt),
+        "time": np.repeat(np.asarray(time, "datetime64[ns]"), n),
+        "sensor": np.repeat(_strings(sensor), n),
+    }
 
 
 def _strings(values: Any) -> np.ndarray:

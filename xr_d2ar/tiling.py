@@ -13,7 +13,7 @@ import xarray as xr
 
 from xr_d2ar.geo import lonlat
 
-__all__ = ["TileGrid"]
+__all__ = ["TileGrid", "flatten_tiles", "unflatten_tiles"]
 
 
 @dataclass(frozen=True)
@@ -112,3 +112,17 @@ class TileGrid:
         """Longitude and latitude (degrees) of every tile centre, each ``(n_ty, n_tx)``."""
         cx, cy = self.centre_xy(ds["x"].values, ds["y"].values)
         return lonlat(ds, cy, cx)
+
+
+def flatten_tiles(tiles: np.ndarray) -> np.ndarray:
+    """``(nt, B, R, C, T, T)`` -> ``(nt * R * C, B, T, T)``: one row per tile, (time, row, col) order.
+
+    The order the model's ``encode_tiles``/``decode_tiles`` and the per-tile conditioning use.
+    """
+    nt, n_bands, rows, cols, t, t2 = tiles.shape
+    return tiles.transpose(0, 2, 3, 1, 4, 5).reshape(nt * rows * cols, n_bands, t, t2)
+
+
+def unflatten_tiles(flat: np.ndarray, nt: int, rows: int, cols: int) -> np.ndarray:
+    """Inverse of :func:`flatten_tiles`: ``(nt * R * C, B, T, T)`` -> ``(nt, B, R, C, T, T)`` (a view)."""
+    return flat.reshape(nt, rows, cols, *flat.shape[1:]).transpose(0, 3, 1, 2, 4, 5)

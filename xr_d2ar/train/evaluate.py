@@ -59,24 +59,22 @@ def _stored_roundtrip(phys: np.ndarray, da: xr.DataArray) -> np.ndarray:
 
 
 def _tiles(model: Any, ds: xr.Dataset) -> dict[str, Any]:
+    """The cube's tiles ``(t * ny * nx, B, T, T)`` (physical) and the model's conditioning keywords."""
     from xr_d2ar.datasets import to_reflectance
-    from xr_d2ar.tiling import TileGrid
+    from xr_d2ar.parallel import tile_conditioning
+    from xr_d2ar.tiling import TileGrid, flatten_tiles
 
     grid = TileGrid.for_shape(ds.sizes["y"], ds.sizes["x"], model.tile_size)
-    phys = to_reflectance(ds["reflectance"]).values  # (t, b, y, x)
-    tiles = grid.to_tiles(phys)  # (t, b, ny, nx, T, T)
+    tiles = grid.to_tiles(to_reflectance(ds["reflectance"]).values)  # (t, b, ny, nx, T, T)
     t, b, ny, nx = tiles.shape[:4]
-    tiles = tiles.transpose(0, 2, 3, 1, 4, 5).reshape(t * ny * nx, b, model.tile_size, model.tile_size)
     lon, lat = grid.centres(ds)
+    # the training reader's bands: the first date's sensor wavelengths where the cube has them
     wl = ds["sensor_wavelength"].values[0] if "sensor_wavelength" in ds else ds["wavelength"].values
     bw = ds["sensor_bandwidth"].values[0] if "sensor_bandwidth" in ds else ds["bandwidth"].values
-    rep = lambda a: np.repeat(np.asarray(a), ny * nx)
     return {
-        "grid": grid, "tiles": tiles, "shape": (t, b, ny, nx),
-        "meta": {
-            "wavelength": wl, "bandwidth": bw, "lat": np.tile(lat.ravel(), t), "lon": np.tile(lon.ravel(), t),
-            "time": rep(ds["time"].values), "sensor": rep(ds["sensor"].values.astype(str)),
-        },
+        "grid": grid, "tiles": flatten_tiles(tiles), "shape": (t, b, ny, nx),
+        "meta": {"wavelength": wl, "bandwidth": bw,
+                 **tile_conditioning(lat, lon, ds["time"].values, ds["sensor"].values)},
     }
 
 
@@ -93,12 +91,13 @@ def evaluate_cube(
     """Rows of (target ratio, k, achieved ratio, metrics) for the held-out dates of one cube."""
     from xr_d2ar.datasets import split_time
     from xr_d2ar.metrics import Scorer
+    from xr_d2ar.tiling import unflatten_tiles
 
     _, held = split_time(ds, holdout=holdout)
     held = held.load()
     da = held["reflectance"]
     cut = _tiles(model, held)
-    t, b, ny, nx = cut["shape"]
+    t, _, ny, nx = cut["shape"]
     original_bytes = da.size * da.dtype.itemsize
     cond = CONDITIONING_BYTES_PER_IMAGE * t
     tokens = model.encode_tiles(cut["tiles"], n_tokens=model.n_tokens, **cut["meta"])
@@ -123,7 +122,7 @@ def evaluate_cube(
             k = max(fits)
         rec = model.decode_tiles(tokens[..., :k].reshape(len(index), k), tile_index=index, seed=seed, steps=steps,
                                  **cut["meta"])
-        rec = rec.reshape(t, ny, nx, b, model.tile_size, model.tile_size).transpose(0, 3, 1, 2, 4, 5)
+        rec = unflatten_tiles(rec, t, ny, nx)  # (t, b, ny, nx, T, T)
         image = _stored_roundtrip(cut["grid"].from_tiles(rec).astype(np.float64), da)
         row = {"target": target, "status": "ok", "tokens": k, "nbytes": sizes[k],
                "ratio": original_bytes / sizes[k], "metrics": scorer(image)}
