@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import os
 import threading
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from xr_d2ar._hashing import sha256_file
