@@ -22,11 +22,15 @@ def test_demo_prints_measured_ratio_and_quality_and_writes_the_figure(tmp_path, 
     assert f"{sizes.token_ratio:,.1f}x tokens only" in text
     assert f"{sizes.store_ratio:,.1f}x whole store" in text
     psnr, ssim = map(float, re.search(r"PSNR (-?\d+\.\d+) dB, SSIM (-?\d\.\d+)", text).groups())
-    # the demo compresses the held-out dates at 1000x: the prior's recorded quality there
+    k = int(re.search(r"\((\d+) tokens per 64 px tile\)", text).group(1))
+    # the demo compresses the held-out dates at 1000x, measured on the store: the prior's recorded
+    # quality there (evaluate budgets 3 B of conditioning per image, so it may keep a few tokens fewer)
     record = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "prior_quality.json"
     cubes = {c["cube"]: c for c in json.loads(record.read_text())["cubes"]}
-    row = next(r for r in cubes["worldcereal_flanders_a_s2"]["rows"] if r["target"] == 1000)
-    assert psnr == pytest.approx(row["metrics"]["psnr"], abs=0.25)
-    assert ssim == pytest.approx(row["metrics"]["ssim"], abs=0.01)
+    rows = {r["target"]: r for r in cubes["worldcereal_flanders_a_s2"]["rows"] if r["status"] == "ok"}
+    at_1000, at_100 = rows[1000], rows[100]
+    assert at_1000["tokens"] <= k < at_100["tokens"]
+    assert at_1000["metrics"]["psnr"] - 0.25 <= psnr <= at_100["metrics"]["psnr"] + 0.25
+    assert at_1000["metrics"]["ssim"] - 0.01 <= ssim <= at_100["metrics"]["ssim"] + 0.01
     figure = tmp_path / "worldcereal_flanders_a_s2.png"
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and figure.stat().st_size > 20_000

@@ -63,6 +63,14 @@ def test_config_round_trip_and_validation():
     with pytest.raises(ValueError, match="stat_tokens must be in"):
         ModelConfig(stat_tokens=256)
     assert ModelConfig.from_dict({"n_tokens": 16}).stat_tokens == 0  # priors made before the field
+    two = ModelConfig(stat_tokens=10, stat_grid=[2, 4])
+    assert two.stat_grids == (2, 4) and two.n_stat_total == 10 * (1 + 4 + 16)
+    assert ModelConfig.from_dict(json.loads(json.dumps(two.to_dict()))) == two
+    for bad in ([4, 2], [2, 3], [2, 2], [1], 3 * [2]):
+        with pytest.raises(ValueError, match="stat_grid must be"):
+            ModelConfig(stat_tokens=4, stat_grid=bad)
+    with pytest.raises(ValueError, match="leave learned tokens"):
+        ModelConfig(stat_tokens=10, stat_grid=[2, 4, 8])  # 850 statistics tokens >= K = 256
 
 
 def test_fsq_tokens_and_codes_agree():
@@ -266,3 +274,33 @@ def test_block_stat_tokens_bring_block_means_smoothly():
     # each tile's correction is independent of the batch it is decoded in (bit for bit)
     one_by_one = np.concatenate([apply_means(y[i : i + 1], tok[i : i + 1], 3, 1000, grid=2) for i in range(3)])
     assert np.array_equal(one_by_one, apply_means(y, tok, 3, 1000, grid=2))
+
+
+def test_finer_block_level_refines_the_coarse_one():
+    from xr_d2ar.model.stats import apply_means, stat_step, stat_tokens
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(4, 3, 16, 16)).astype(np.float32)
+    x[:, :, :4, 4:8] += 3.0  # one bright 4 x 4 block: seen at level 4, smeared at level 2
+    mask = np.ones_like(x)
+    mask[1, 2] = 0.0  # tile 1 has no data in band 2: every statistic of that band absent
+    one = stat_tokens(torch.from_numpy(x), torch.from_numpy(mask), 3, 1000, grid=2).numpy()
+    two = stat_tokens(torch.from_numpy(x), torch.from_numpy(mask), 3, 1000, grid=[2, 4]).numpy()
+    assert two.shape == (4, 3 * (1 + 4 + 16)) and np.array_equal(two[:, :15], one)  # the coarse part unchanged
+    assert (two[1, [2, *range(3 + 8, 3 + 12), *range(15 + 32, 15 + 48)]] == 0).all()
+    y = rng.normal(size=x.shape).astype(np.float32)
+    blocks = lambda a, g: a.reshape(4, 3, g, 16 // g, g, 16 // g).mean(axis=(3, 5))  # noqa: E731
+    fine = apply_means(y, two, 3, 1000, grid=[2, 4])
+    ok = np.ones((4, 3), bool)
+    ok[1, 2] = False
+    # quantised residuals of the quantised parent: half a step each, the levels do not add up errors
+    assert np.abs(blocks(fine, 4) - blocks(x, 4))[ok].max() <= 0.5 * stat_step(1000) + 1e-4
+    coarse = apply_means(y, two[:, :15], 3, 1000, grid=[2, 4])  # level 4 cut off: level 2 as before
+    np.testing.assert_array_equal(coarse, apply_means(y, one, 3, 1000, grid=2))
+    assert np.abs(blocks(coarse, 4) - blocks(x, 4))[ok].max() > 1.0
+    # a prefix ending inside level 4: bands with all 16 tokens kept use it, the others level 2
+    part = apply_means(y, two[:, : 15 + 16 + 5], 3, 1000, grid=[2, 4])
+    np.testing.assert_array_equal(part[:, 0], fine[:, 0])
+    np.testing.assert_array_equal(part[:, 1:], coarse[:, 1:])
+    one_by_one = np.concatenate([apply_means(y[i : i + 1], two[i : i + 1], 3, 1000, grid=[2, 4]) for i in range(4)])
+    assert np.array_equal(one_by_one, fine)

@@ -32,7 +32,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--prior", required=True)
     ap.add_argument("--pack", required=True, help="tile pack folder (its train/ part is used)")
-    ap.add_argument("--set", nargs="*", default=[], metavar="FIELD=INT", help="architecture fields to change")
+    ap.add_argument("--set", nargs="*", default=[], metavar="FIELD=INT[,INT...]",
+                    help="architecture fields to change (a comma-separated value sets a list)")
+    ap.add_argument("--device", default="cpu", help="where to encode the training tiles (cpu, cuda)")
     ap.add_argument("--out", required=True, help="output stem (<out>.safetensors + <out>.json)")
     ap.add_argument("--batch", type=int, default=256)
     args = ap.parse_args()
@@ -43,20 +45,20 @@ def main() -> int:
         key, value = item.split("=", 1)
         if key not in arch and key not in ModelConfig.__dataclass_fields__:
             raise SystemExit(f"unknown architecture field {key!r}")
-        arch[key] = int(value)
+        arch[key] = [int(v) for v in value.split(",")] if "," in value else int(value)
     cfg = ModelConfig.from_dict(arch)
     net = D2arNet(cfg)
     net.load_state_dict(state)  # every shape is unchanged, or this raises
-    net.eval()
+    net.eval().to(args.device)
     tc = config["training"]["config"]
     bank = TileBank(load_pack(f"{args.pack}/train"), tile=cfg.tile_size, stats=config["normalisation"],
                     sensors=config["sensors"], geo_octaves=cfg.geo_octaves, cloud_weight=tc["cloud_weight"],
-                    tiles_per_area=tc["tiles_per_area"], capacity=tc["capacity"], seed=tc["seed"], device="cpu")
+                    tiles_per_area=tc["tiles_per_area"], capacity=tc["capacity"], seed=tc["seed"], device=args.device)
     tokens = []
     with torch.no_grad():
         for b in bank.all_batches(args.batch):
             emb = net.vae.embed_bands(b.wavelength, b.bandwidth)
-            tokens.append(net.encode(b.x, b.data, emb).numpy())
+            tokens.append(net.encode(b.x, b.data, emb).cpu().numpy())
     tokens = np.concatenate(tokens)
     freq, bits = fit_token_model(tokens, cfg.codebook_size, seed=tc["seed"])
     config = dict(config)
@@ -66,12 +68,13 @@ def main() -> int:
     config["metrics"].pop("held_out", None)
     config["metrics"].pop("check", None)
     config["refit"] = {"from_sha256": sha, "set": args.set, "n_tiles": len(bank), "wall_s": time.time() - t0,
-                       "torch": torch.__version__, "device": "cpu",
+                       "torch": torch.__version__, "device": args.device,
                        "command": "python benchmarks/gpu/refit_token_model.py " + " ".join(
                            f"--set {' '.join(args.set)}" if a == "set" else f"--{a} {getattr(args, a)}"
-                           for a in ("prior", "pack", "set", "out") if getattr(args, a))}
+                           for a in ("prior", "pack", "set", "device", "out") if getattr(args, a))}
     names = {n for n, _ in net.named_parameters()}
-    weights, _ = save_prior(args.out, net.state_dict(), freq, config, param_names=names)
+    weights, _ = save_prior(args.out, {k: v.cpu() for k, v in net.state_dict().items()}, freq, config,
+                            param_names=names)
     print(json.dumps({"weights": str(weights), "n_tiles": len(bank), "bits_total": float(bits.sum()),
                       "bits_stat": float(bits[: cfg.n_stat_total].sum()), "wall_s": time.time() - t0}))
     return 0

@@ -9,7 +9,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-__all__ = ["PRESETS", "ModelConfig", "preset"]
+__all__ = ["PRESETS", "ModelConfig", "preset", "stat_levels"]
+
+
+def stat_levels(grid: int | list[int] | tuple[int, ...]) -> tuple[int, ...]:
+    """``stat_grid`` as a tuple of block levels: 0 -> (), G -> (G,), [G1, G2] -> (G1, G2)."""
+    if isinstance(grid, int):
+        return (grid,) if grid else ()
+    return tuple(int(g) for g in grid)
 
 
 @dataclass(frozen=True)
@@ -36,10 +43,12 @@ class ModelConfig:
         S, how many of the K tokens, first, are not learned but carry the tile mean of bands
         0..S-1 (see :mod:`~xr_d2ar.model.stats`); the encoder learns the other ``K - S``.
         0 (priors made before this field) = all learned.
-    stat_grid : int
-        G; when >= 2, each of the S bands also has G x G block-mean tokens, placed after the S tile
-        means, so that ``S (1 + G G)`` tokens are statistics; the encoder still computes ``K - S``
-        learned tokens, of which the first ``K - S (1 + G G)`` are kept. 0 = no block level.
+    stat_grid : int or list of int
+        Block levels of the statistics tokens: G, or increasing levels ``[G1, G2, ...]`` each dividing
+        the next (e.g. ``[2, 4]``). Each of the S bands has G x G block-mean tokens per level, placed
+        after the S tile means, level after level, so that ``S (1 + sum G^2)`` tokens are
+        statistics; the encoder still computes ``K - S`` learned tokens, of which the first
+        ``K - S (1 + sum G^2)`` are kept. 0 or ``[]`` = no block level.
     fsq_levels : list of int
         Levels of finite scalar quantisation per token dimension; codebook size is their product.
     flow_dim, flow_depth, flow_heads : int
@@ -62,7 +71,7 @@ class ModelConfig:
     enc_heads: int = 4
     n_tokens: int = 256
     stat_tokens: int = 0
-    stat_grid: int = 0
+    stat_grid: int | list[int] = 0
     fsq_levels: list[int] = field(default_factory=lambda: [8, 5, 5, 5])
     flow_dim: int = 160
     flow_depth: int = 6
@@ -83,13 +92,15 @@ class ModelConfig:
             raise ValueError(
                 f"stat_tokens must be in [0, n_tokens). Got {self.stat_tokens} with n_tokens={self.n_tokens}."
             )
-        n_stat = self.stat_tokens * (1 + self.stat_grid**2) if self.stat_grid >= 2 else self.stat_tokens
-        if self.stat_grid < 0 or self.stat_grid == 1 or n_stat >= self.n_tokens or (
-            self.stat_grid and self.tile_size % self.stat_grid
+        grids = self.stat_grids
+        steps_ok = all(b > a and b % a == 0 for a, b in zip(grids, grids[1:]))
+        if any(g < 2 for g in grids) or not steps_ok or self.n_stat_total >= self.n_tokens or (
+            grids and self.tile_size % grids[-1]
         ):
             raise ValueError(
-                f"stat_grid must be 0 or >= 2, divide tile_size and leave learned tokens "
-                f"(S (1 + G G) < n_tokens). Got {self.stat_grid} with S={self.stat_tokens}, K={self.n_tokens}."
+                f"stat_grid must be 0, G >= 2 or increasing levels each dividing the next and the tile "
+                f"size, and leave learned tokens (S (1 + sum G^2) < n_tokens). Got {self.stat_grid!r} "
+                f"with S={self.stat_tokens}, K={self.n_tokens}, T={self.tile_size}."
             )
         if self.stat_tokens and (len(self.fsq_levels) < 2 or self.codebook_size < 3):
             raise ValueError("stat_tokens needs at least 2 FSQ dimensions and 3 codebook values.")
@@ -107,9 +118,14 @@ class ModelConfig:
         return size
 
     @property
+    def stat_grids(self) -> tuple[int, ...]:
+        """Block levels of the statistics tokens, coarse to fine (``()`` without a block level)."""
+        return stat_levels(self.stat_grid)
+
+    @property
     def n_stat_total(self) -> int:
-        """Number of statistics tokens, ``S (1 + G G)`` (``S`` without a block level)."""
-        return self.stat_tokens * (1 + self.stat_grid**2) if self.stat_grid >= 2 else self.stat_tokens
+        """Number of statistics tokens, ``S (1 + sum G^2)`` (``S`` without a block level)."""
+        return self.stat_tokens * (1 + sum(g * g for g in self.stat_grids))
 
     @property
     def latent_size(self) -> int:
@@ -133,9 +149,9 @@ class ModelConfig:
         return cls(**data)
 
 
-#: Size presets. ``tiny`` is for tests on CPU; ``default`` is the shipped prior (tile and 2 x 2 block
-#: mean tokens for 10 bands: the 10 bands of Sentinel-2 and Landsat 8 in the sample cubes, 4.3 M
-#: weights); ``large`` (about 25x the weights) is for archives of 10^5 tiles and more, trained on
+#: Size presets. ``tiny`` is for tests on CPU; ``default`` is the shipped prior (tile, 2 x 2 and 4 x 4
+#: block mean tokens for 10 bands: the 10 bands of Sentinel-2 and Landsat 8 in the sample cubes, 4.6 M
+#: weights); ``large`` (138 M weights, 30x) is for archives of 10^5 tiles and more, trained on
 #: GPUs, where the widths keep the tensor cores busy (see BENCHMARKS.md, training throughput).
 PRESETS: dict[str, ModelConfig] = {
     "tiny": ModelConfig(
@@ -143,10 +159,10 @@ PRESETS: dict[str, ModelConfig] = {
         enc_dim=32, enc_depth=1, enc_heads=2, n_tokens=16, stat_tokens=2, stat_grid=2, fsq_levels=[4, 4, 4], flow_dim=32,
         flow_depth=2, flow_heads=2, mlp_ratio=2, geo_octaves=12, n_sensors=16,
     ),
-    "default": ModelConfig(stat_tokens=10, stat_grid=2),
+    "default": ModelConfig(stat_tokens=10, stat_grid=[2, 4]),
     "large": ModelConfig(
         band_embed_dim=128, vae_widths=[64, 128, 256], enc_dim=512, enc_depth=4, enc_heads=8, stat_tokens=10,
-        stat_grid=2, flow_dim=768, flow_depth=12, flow_heads=12,
+        stat_grid=[2, 4], flow_dim=768, flow_depth=12, flow_heads=12,
     ),
 }
 
