@@ -2,19 +2,42 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from xr_d2ar import _model_cache
 from xr_d2ar.codecs import lookup
 
 
 @pytest.fixture(autouse=True)
-def empty_cache(monkeypatch):
-    monkeypatch.setattr(lookup, "_models", {})
-    monkeypatch.setattr(lookup, "_loading", {})
+def empty_cache():
+    """Run each test on an empty cache, then put back what the process had."""
+    saved = dict(_model_cache.models), dict(_model_cache._loading)
+    _model_cache.models.clear()
+    _model_cache._loading.clear()
+    yield
+    _model_cache.models.clear()
+    _model_cache._loading.clear()
+    _model_cache.models.update(saved[0])
+    _model_cache._loading.update(saved[1])
+
+
+def test_the_model_loads_without_the_zarr_stack():
+    """GPU nodes train and decode through ``benchmarks/gpu/lite.py``: no numcodecs, zarr or distributed there."""
+    root = Path(__file__).resolve().parents[1]
+    code = (
+        "import sys, types; pkg = types.ModuleType('xr_d2ar'); pkg.__path__ = [sys.argv[1]]; "
+        "sys.modules['xr_d2ar'] = pkg; import xr_d2ar.model.api, xr_d2ar.train.trainer; "
+        "bad = sorted({m.split('.')[0] for m in sys.modules} & {'numcodecs', 'zarr', 'distributed'}); "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code, str(root / "xr_d2ar")], check=True)
 
 
 def test_same_key_loads_once():
@@ -40,7 +63,7 @@ def test_different_keys_load_concurrently():
 
     with ThreadPoolExecutor(2) as pool:
         a, b = pool.map(lambda key: lookup.cached_model(key, "cpu", load), ("a", "b"))
-    assert a is not b and set(lookup._models) == {("a", "cpu"), ("b", "cpu")}
+    assert a is not b and set(_model_cache.models) == {("a", "cpu"), ("b", "cpu")}
 
 
 def test_a_failed_load_is_not_cached():
@@ -49,6 +72,6 @@ def test_a_failed_load_is_not_cached():
 
     with pytest.raises(OSError, match="disk gone"):
         lookup.cached_model("a", "cpu", fail)
-    assert lookup._models == {}
+    assert _model_cache.models == {}
     model = object()
     assert lookup.cached_model("a", "cpu", lambda: model) is model

@@ -11,12 +11,13 @@ files separated by ``os.pathsep`` (set it on every Dask worker too), or through
 from __future__ import annotations
 
 import os
-import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from xr_d2ar._hashing import sha256_file
+from xr_d2ar._model_cache import cached_model
+from xr_d2ar._model_cache import lock as _lock
+from xr_d2ar._model_cache import models as _models
 from xr_d2ar._options import OPTIONS
 from xr_d2ar.errors import ModelMismatchError
 
@@ -36,11 +37,8 @@ __all__ = [
 
 ENV_VAR = "XR_D2AR_MODEL_PATH"
 
-_models: dict[tuple[str, str], D2arModel] = {}  # (sha256, device) -> model: the one model cache
-_loading: dict[tuple[str, str], threading.Lock] = {}  # (sha256, device) -> held while it loads
 _paths: dict[str, Path] = {}  # sha256 -> weights file, learnt in this process
 _hashes: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256
-_lock = threading.RLock()
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -83,26 +81,6 @@ def _device(device: str | None) -> str:
 
         dev = "cuda" if torch.cuda.is_available() else "cpu"
     return dev
-
-
-def cached_model(sha256: str, device: str, load: Callable[[], D2arModel]) -> D2arModel:
-    """The model cached under ``(sha256, device)``, else ``load()`` it once and cache it.
-
-    Loading holds a lock of that key only: callers asking for the same key wait for the one load,
-    other priors and devices load concurrently.
-    """
-    key = (sha256, device)
-    with _lock:
-        if key in _models:
-            return _models[key]
-        key_lock = _loading.setdefault(key, threading.Lock())
-    with key_lock:
-        with _lock:
-            if key in _models:
-                return _models[key]
-        model = load()
-        with _lock:
-            return _models.setdefault(key, model)
 
 
 def find_model(

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from xr_d2ar._options import OPTIONS
-from xr_d2ar.codecs.lookup import cached_model
+from xr_d2ar._model_cache import cached_model
 from xr_d2ar.errors import CubeValidationError, ModelMismatchError, UnknownBandError
 from xr_d2ar.model.checkpoint import prior_paths, read_prior, verify_prior
 from xr_d2ar.model.conditioning import date_features, geo_features
@@ -49,7 +49,7 @@ def _resolve_device(device: str) -> torch.device:
 def load_model(path: str | os.PathLike | None = None, *, device: str = "auto") -> D2arModel:
     """Load a prior (the shipped default when ``path`` is None); cached per (sha256, device).
 
-    The cache is the process's one model cache (:func:`xr_d2ar.codecs.lookup.cached_model`), shared
+    The cache is the process's one model cache (:func:`xr_d2ar._model_cache.cached_model`), shared
     with :func:`~xr_d2ar.codecs.lookup.find_model` and models passed to the Dask layer.
 
     Parameters
