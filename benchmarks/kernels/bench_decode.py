@@ -3,8 +3,10 @@
 Run::
 
     python benchmarks/kernels/bench_decode.py [--tiles 8] [--steps 8]
+    python benchmarks/gpu/lite.py benchmarks/kernels/bench_decode.py --pack .gpu/pack   # no NetCDF stack
 
-Tokens come from encoding real Sentinel-2 tiles (WorldCereal Flanders cube).  Both engines use
+Tokens come from encoding real Sentinel-2 tiles (WorldCereal Flanders cube; with ``--pack``, its
+held-out dates from a tile pack, for hosts without the NetCDF/geo stack).  Both engines use
 every core (torch its intra-op threads, cext one thread per batch of tiles), run interleaved,
 and keep their best time.  Writes ``benchmarks/results/kernels.decode.json`` and ``.md``.
 """
@@ -22,11 +24,41 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from xr_d2ar import datasets, kernels, runtime
-from xr_d2ar.model import load_model
+from xr_d2ar import kernels, runtime
+from xr_d2ar.model.api import load_model
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE.parents[0] / "results"
+
+
+def _from_cube(_: str | None, t: int, n: int) -> tuple[np.ndarray, dict]:
+    """n top-left tiles (n, B, t, t) of evenly spaced dates of the Flanders cube + decode kwargs."""
+    from xr_d2ar import datasets
+
+    ds = datasets.open("worldcereal_flanders_a_s2")
+    times = np.linspace(0, ds.sizes["time"] - 1, n).astype(int)
+    refl = datasets.to_reflectance(ds["reflectance"].isel(time=times, y=slice(0, t), x=slice(0, t))).values
+    return refl, {
+        "wavelength": ds.wavelength.values, "bandwidth": ds.bandwidth.values,
+        "lat": np.full(n, float(ds.attrs["geospatial_lat_center"])),
+        "lon": np.full(n, float(ds.attrs["geospatial_lon_center"])),
+        "time": ds.time.values[times], "sensor": ds.sensor.values[times],
+    }
+
+
+def _from_pack(pack: str, t: int, n: int) -> tuple[np.ndarray, dict]:
+    """The same from the held-out dates of the cube in a tile pack (numpy only)."""
+    from xr_d2ar.train.data import load_pack
+
+    src = next(s for s in load_pack(f"{pack}/holdout") if s.name == "worldcereal_flanders_a_s2")
+    times = np.linspace(0, src.n_times - 1, n).astype(int)
+    refl = np.stack([src.image(int(i))[0][:, :t, :t] for i in times])
+    wl, bw = src.band_meta(0)
+    return refl, {
+        "wavelength": wl, "bandwidth": bw, "lat": np.full(n, float(np.mean(src.meta["lat"]))),
+        "lon": np.full(n, float(np.mean(src.meta["lon"]))), "time": src.meta["time"][times],
+        "sensor": src.meta["sensor"][times],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,29 +67,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--pack", help="read the tiles from this tile pack instead of the cube")
+    parser.add_argument("--threads", type=int, default=0, help="cores for both engines (0: every core)")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(HERE.parent))  # benchmarks/_machine.py
     from _machine import cpu_model
 
     model = load_model(device="cpu")
-    ds = datasets.open("worldcereal_flanders_a_s2")
     t, n = model.tile_size, args.tiles
-    times = np.linspace(0, ds.sizes["time"] - 1, n).astype(int)
-    refl = datasets.to_reflectance(
-        ds["reflectance"].isel(time=times, y=slice(0, t), x=slice(0, t))).values
-    kw = {
-        "wavelength": ds.wavelength.values,
-        "bandwidth": ds.bandwidth.values,
-        "lat": np.full(n, float(ds.attrs["geospatial_lat_center"])),
-        "lon": np.full(n, float(ds.attrs["geospatial_lon_center"])),
-        "time": ds.time.values[times],
-        "sensor": ds.sensor.values[times],
-        "tile_index": np.arange(n),
-        "steps": args.steps,
-    }
+    refl, kw = (_from_pack if args.pack else _from_cube)(args.pack, t, n)
+    kw |= {"tile_index": np.arange(n), "steps": args.steps}
     tokens = model.encode_tiles(refl.astype(np.float32), n_tokens=64,
                                 **{k: v for k, v in kw.items() if k not in ("tile_index", "steps")})
-    threads = os.cpu_count() or 1
+    threads = args.threads or os.cpu_count() or 1
+    torch.set_num_threads(threads)
     batch = max(1, -(-n // threads))
     engines = {
         "torch": lambda: model.decode_tiles(tokens, **kw),
@@ -80,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         "prior": model.name,
         "tiles": n,
         "tile_size": t,
-        "bands": int(ds.sizes["band"]),
+        "bands": int(refl.shape[1]),
+        "tiles_from": f"tile pack {args.pack}" if args.pack else "sample cube",
         "steps": args.steps,
         "tiles_per_s": {k: n / v for k, v in best.items()},
         "ratio_cext_over_torch": best["torch"] / best["cext"],
