@@ -29,12 +29,12 @@ def empty_cache():
 
 
 def test_the_model_loads_without_the_zarr_stack():
-    """GPU nodes train and decode through ``benchmarks/gpu/lite.py``: no numcodecs, zarr or distributed there."""
+    """GPU nodes train and decode through ``benchmarks/gpu/lite.py``: no numcodecs, zarr, distributed or rioxarray there."""
     root = Path(__file__).resolve().parents[1]
     code = (
         "import sys, types; pkg = types.ModuleType('xr_d2ar'); pkg.__path__ = [sys.argv[1]]; "
         "sys.modules['xr_d2ar'] = pkg; import xr_d2ar.model.api, xr_d2ar.train.trainer; "
-        "bad = sorted({m.split('.')[0] for m in sys.modules} & {'numcodecs', 'zarr', 'distributed'}); "
+        "bad = sorted({m.split('.')[0] for m in sys.modules} & {'numcodecs', 'zarr', 'distributed', 'rioxarray'}); "
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code, str(root / "xr_d2ar")], check=True)
