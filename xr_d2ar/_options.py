@@ -18,13 +18,14 @@ OPTIONS: dict[str, Any] = {
     "data_dir": _data_dir_default(),
     "progress": True,
     "device": "auto",
-    "decode_engine": "torch",
+    "decode_engine": "auto",
 }
 
 _DEVICES = ("auto", "cpu", "cuda")
-#: Decoders of the prior: torch (default), or the cext runtime on the CPU (the same bits on every
-#: CPU, batch and thread count; slower than torch on the CPU for now, see BENCHMARKS.md).
-DECODE_ENGINES = ("torch", "cext")
+#: Decoders of the prior: ``auto`` (default: cext on the CPUs where it was measured at least as fast
+#: as torch, see :func:`xr_d2ar.runtime.preferred`; torch elsewhere), ``torch``, or ``cext`` (the
+#: CPU runtime: the same bits on every CPU, batch and thread count).
+DECODE_ENGINES = ("auto", "torch", "cext")
 
 _VALIDATORS: dict[str, Callable[[Any], bool]] = {
     "data_dir": lambda v: v is None or isinstance(v, (str, os.PathLike)),
@@ -37,7 +38,7 @@ _DESCRIPTIONS = {
     "data_dir": "a folder path or None",
     "progress": "True or False",
     "device": "'auto', 'cpu', 'cuda' or 'cuda:N'",
-    "decode_engine": "'torch' or 'cext'",
+    "decode_engine": "'auto', 'torch' or 'cext'",
 }
 
 
@@ -58,9 +59,10 @@ class set_options:
     device : str
         Where torch decoding runs: ``'auto'`` (GPU when present), ``'cpu'``, ``'cuda'``.
     decode_engine : str
-        What decodes the prior: ``'torch'`` (default; on the option ``device``) or ``'cext'``
-        (our CPU kernels, :mod:`xr_d2ar.runtime`: the same bits on every CPU, batch and thread
-        count; about 0.9x torch's speed on a 2-core CPU today, see BENCHMARKS.md).
+        What decodes the prior: ``'auto'`` (default: ``'cext'`` when the model is on the CPU and
+        the CPU is one where cext was measured at least as fast as torch, x86-64 with AVX2 today,
+        1.4x; ``'torch'`` otherwise), ``'torch'`` (on the option ``device``) or ``'cext'`` (our
+        CPU kernels, :mod:`xr_d2ar.runtime`: the same bits on every CPU, batch and thread count).
 
     Examples
     --------

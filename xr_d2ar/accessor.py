@@ -8,6 +8,8 @@ how.
 
 from __future__ import annotations
 
+import itertools
+
 import os
 import warnings
 from dataclasses import replace
@@ -90,8 +92,10 @@ def _measured_prefix(
     ``(n_ty, n_tx)`` in degrees; ``time``/``sensor`` ``(time,)``. Returns tokens
     ``(time, n_ty, n_tx, k)`` and the spec with ``n_tokens = k``.
 
-    The size of a prefix of k tokens is its code length under the prior's token model (what the
-    entropy coder spends, within a fraction of a percent) plus one payload header per chunk.
+    The size of a prefix of k tokens is estimated as its code length under the prior's token model
+    (what the entropy coder spends, within a fraction of a percent) plus one payload header per
+    chunk; the chosen prefix is then entropy-coded chunk by chunk, as the store will write it, and
+    shortened while the coded bytes exceed the budget.
     """
     from xr_d2ar.model.token_model import cross_entropy_bits
 
@@ -103,6 +107,8 @@ def _measured_prefix(
     cost = np.cumsum(bits) / 8 * _CODER_MARGIN + n_chunks * payload.header_size(4)
     budget = data.dtype.itemsize * float(np.prod(data.shape)) / ratio
     k = int(np.searchsorted(cost, budget, side="right")) if len(flat) else 0
+    while k > 0 and _coded_bytes(prior, tokens[..., :k], full.chunks[:3]) > budget:
+        k -= 1
     if k == 0:
         warnings.warn(
             f"ratio={ratio:g} leaves no room for a single token per tile on this cube: it is "
@@ -114,6 +120,17 @@ def _measured_prefix(
     return da.from_array(np.ascontiguousarray(tokens[..., :k]), chunks=chunks), replace(
         spec, n_tokens=k
     )
+
+
+def _coded_bytes(prior: D2arModel, tokens: np.ndarray, chunks: tuple[tuple[int, ...], ...]) -> int:
+    """Bytes of the token payloads of ``tokens (time, n_ty, n_tx, k)`` stored in Dask ``chunks`` of
+    the first three dims (what the store's token codec writes)."""
+    edges = [np.cumsum((0, *c)) for c in chunks]
+    total = 0
+    for idx in itertools.product(*(range(len(c)) for c in chunks)):
+        sl = tuple(slice(e[i], e[i + 1]) for e, i in zip(edges, idx))
+        total += len(payload.encode(np.ascontiguousarray(tokens[sl]), prior.token_model, prior.sha256))
+    return total
 
 
 def _check_int(name: str, value: Any, *, minimum: int) -> None:
@@ -344,9 +361,10 @@ class D2arDatasetAccessor(_D2arBase):
         model : D2arModel or path, optional
             The prior to decode with; by default the one the store names, found by sha256
             (``$XR_D2AR_MODEL_PATH`` for non-default priors).
-        engine : {"torch", "cext"}, optional
-            What decodes the tiles (default: the ``decode_engine`` option, ``"torch"``). ``"cext"``
-            runs our CPU kernels: the same bits on every CPU, batch and thread count.
+        engine : {"auto", "torch", "cext"}, optional
+            What decodes the tiles (default: the ``decode_engine`` option, ``"auto"``: cext on
+            CPUs where it is the faster, torch elsewhere). ``"cext"`` runs our CPU kernels: the
+            same bits on every CPU, batch and thread count.
 
         Returns
         -------

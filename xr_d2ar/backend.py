@@ -115,9 +115,10 @@ def open_dataset(
         Prior to decode with; by default the one the store names, found by sha256.
     drop_variables : iterable of str, optional
         Variables not to open.
-    decode_engine : {"torch", "cext"}, optional
-        What decodes the tiles (default: the ``decode_engine`` option, ``"torch"``). ``"cext"``
-        runs our CPU kernels: the same bits on every CPU, batch and thread count.
+    decode_engine : {"auto", "torch", "cext"}, optional
+        What decodes the tiles (default: the ``decode_engine`` option, ``"auto"``: cext on
+        CPUs where it is the faster, torch elsewhere). ``"cext"`` runs our CPU kernels: the
+        same bits on every CPU, batch and thread count.
 
     Returns
     -------

@@ -113,7 +113,7 @@ class CodingSpec:
     n_tx: int
     seed: int = 0
     steps: int = 8
-    engine: str = "torch"
+    engine: str = "auto"
 
     @classmethod
     def for_layout(
@@ -126,8 +126,8 @@ class CodingSpec:
     ) -> CodingSpec:
         """Decode settings of a token Dataset (its layout and per-band wavelength/bandwidth, nm).
 
-        ``engine``: ``"torch"`` or ``"cext"``; ``None`` takes the ``decode_engine`` option (see
-        :class:`xr_d2ar.set_options`).
+        ``engine``: ``"auto"``, ``"torch"`` or ``"cext"``; ``None`` takes the ``decode_engine``
+        option (see :class:`xr_d2ar.set_options`).
         """
         engine = OPTIONS["decode_engine"] if engine is None else engine
         if engine not in DECODE_ENGINES:
@@ -289,10 +289,11 @@ def decode_tiles(
 
 
 def _decoder(model: D2arModel, engine: str) -> Callable[..., np.ndarray]:
-    """``model.decode_tiles`` (torch) or its cext twin (CPU runtime)."""
-    if engine == "cext":
-        from xr_d2ar import runtime
+    """``model.decode_tiles`` (torch) or its cext twin (CPU runtime); ``"auto"`` picks the cext
+    runtime for a model on a CPU where it is the faster (:func:`xr_d2ar.runtime.preferred`)."""
+    from xr_d2ar import runtime
 
+    if engine == "cext" or (engine == "auto" and runtime.preferred(model)):
         return functools.partial(runtime.decode_tiles, model)
     return model.decode_tiles
 

@@ -28,8 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--engine",
         choices=DECODE_ENGINES,
         default=None,
-        help="decoder: torch (default) or cext (our CPU kernels: the same bits on every CPU, "
-        "batch and thread count)",
+        help="decoder: auto (default: cext on CPUs where it is the faster, torch elsewhere), "
+        "torch, or cext (our CPU kernels: the same bits on every CPU, batch and thread count)",
     )
     p.add_argument("--zarr-format", type=int, choices=(2, 3), default=3, help="for a Zarr OUT")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")

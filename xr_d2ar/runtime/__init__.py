@@ -6,6 +6,20 @@ that is bit-identical across cext backends, batchings and thread counts.
 
 from __future__ import annotations
 
+from typing import Any
+
+from xr_d2ar import kernels
 from xr_d2ar.runtime.decoder import CextDecoder, decode_tiles
 
-__all__ = ["CextDecoder", "decode_tiles"]
+__all__ = ["FASTER_THAN_TORCH", "CextDecoder", "decode_tiles", "preferred"]
+
+#: cext backends on which the runtime decoded at least as fast as torch on the same CPU, measured
+#: (``benchmarks/kernels/bench_decode.py``; BENCHMARKS.md section 4): AVX2, 1.38x on a 2-core AMD
+#: EPYC. AVX-512, AMX and SME hosts are not measured yet, so ``auto`` keeps torch there.
+FASTER_THAN_TORCH = ("avx2",)
+
+
+def preferred(model: Any) -> bool:
+    """True when the ``auto`` decode engine should use this runtime for ``model``: the model is on
+    the CPU and this CPU's kernel backend is one of :data:`FASTER_THAN_TORCH`."""
+    return str(getattr(model, "device", "cpu")).startswith("cpu") and kernels.backend() in FASTER_THAN_TORCH
