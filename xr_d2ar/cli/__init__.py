@@ -41,8 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from xr_d2ar._options import set_options
+
+    # --no-progress reaches every computation of the command, also those it starts indirectly
+    quiet = {"progress": False} if getattr(args, "no_progress", False) else {}
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), set_options(**quiet):
             # warnings are messages to the user here: one line each, without source locations
             warnings.showwarning = lambda msg, *_a, **_k: print(
                 f"d2ar {args.command}: warning: {msg}", file=sys.stderr
