@@ -76,7 +76,7 @@ def bounds_for(name: str, grids: tuple[int, ...] = (2, 4, 8)) -> dict:
     x = np.nan_to_num(to_reflectance(da).values.astype(np.float64))  # (t, b, y, x) physical
     hist = to_reflectance(train["reflectance"]).values.astype(np.float64)
     score = Scorer(da, classify=False)
-    psnr = lambda rec: round(float(score(rec)["psnr"]), 2)  # noqa: E731
+    psnr = lambda rec: round(float(score(rec)["psnr"]), 2)
     rows: dict[str, float] = {}
     zero = np.zeros_like(x)
     for g in (1, *grids):
@@ -116,7 +116,7 @@ def bounds_for(name: str, grids: tuple[int, ...] = (2, 4, 8)) -> dict:
                           "bits_per_tile": round(bits * x.shape[1] * g * g)}
         parent = level
     budget = t * t * x.shape[1] * da.dtype.itemsize * 8 / 1000
-    return {"cube": name, "held_out_dates": int(len(x)), "training_dates": int(len(hist)),
+    return {"cube": name, "held_out_dates": len(x), "training_dates": len(hist),
             "psnr_db": rows, "block_tokens": tokens, "tile_bits_at_1000x": round(budget)}
 
 

@@ -52,9 +52,10 @@ def test_data_dir_option_and_missing_folder(tmp_path):
     with xr_d2ar.set_options(data_dir=str(tmp_path)):
         assert datasets.data_dir() == tmp_path
         assert datasets.available() == []
-    with xr_d2ar.set_options(data_dir=str(tmp_path / "typo")):  # never a silent fallback
-        with pytest.raises(DataNotFoundError, match="typo.*not a folder"):
-            datasets.data_dir()
+    with xr_d2ar.set_options(data_dir=str(tmp_path / "typo")), pytest.raises(  # never a silent fallback
+        DataNotFoundError, match="typo.*not a folder"
+    ):
+        datasets.data_dir()
 
 
 def test_set_options_rejects_unknown_and_bad_values():

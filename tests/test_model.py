@@ -289,7 +289,7 @@ def test_finer_block_level_refines_the_coarse_one():
     assert two.shape == (4, 3 * (1 + 4 + 16)) and np.array_equal(two[:, :15], one)  # the coarse part unchanged
     assert (two[1, [2, *range(3 + 8, 3 + 12), *range(15 + 32, 15 + 48)]] == 0).all()
     y = rng.normal(size=x.shape).astype(np.float32)
-    blocks = lambda a, g: a.reshape(4, 3, g, 16 // g, g, 16 // g).mean(axis=(3, 5))  # noqa: E731
+    blocks = lambda a, g: a.reshape(4, 3, g, 16 // g, g, 16 // g).mean(axis=(3, 5))
     fine = apply_means(y, two, 3, 1000, grid=[2, 4])
     ok = np.ones((4, 3), bool)
     ok[1, 2] = False

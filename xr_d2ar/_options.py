@@ -6,7 +6,6 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-
 __all__ = ["OPTIONS", "get_options", "set_options"]
 
 

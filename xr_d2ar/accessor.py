@@ -9,7 +9,6 @@ how.
 from __future__ import annotations
 
 import itertools
-
 import os
 import warnings
 from dataclasses import replace

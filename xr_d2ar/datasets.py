@@ -30,7 +30,6 @@ from pyproj import CRS
 
 from xr_d2ar import geo
 from xr_d2ar._options import OPTIONS
-from xr_d2ar.packing import stored_to_physical
 from xr_d2ar.errors import (
     CubeValidationError,
     DataNotFoundError,
@@ -38,6 +37,7 @@ from xr_d2ar.errors import (
     MissingTimeError,
     UnknownBandError,
 )
+from xr_d2ar.packing import stored_to_physical
 
 __all__ = [
     "NETCDF_ENGINE",

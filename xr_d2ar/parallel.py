@@ -22,8 +22,8 @@ import numpy as np
 
 from xr_d2ar._options import DECODE_ENGINES, OPTIONS
 from xr_d2ar.codecs import lookup
-from xr_d2ar.packing import stored_to_physical
 from xr_d2ar.errors import ModelMismatchError
+from xr_d2ar.packing import stored_to_physical
 from xr_d2ar.store import NODATA_FILL, NODATA_NAN, TokenLayout, token_chunks
 from xr_d2ar.tiling import TileGrid, flatten_tiles, unflatten_tiles
 

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from xr_d2ar._options import OPTIONS
 from xr_d2ar._model_cache import cached_model
+from xr_d2ar._options import OPTIONS
 from xr_d2ar.errors import CubeValidationError, ModelMismatchError, UnknownBandError
 from xr_d2ar.model.checkpoint import prior_paths, read_prior, verify_prior
 from xr_d2ar.model.conditioning import date_features, geo_features

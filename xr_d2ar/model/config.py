@@ -7,6 +7,7 @@ so a model is always rebuilt from the architecture it was trained with.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
+from itertools import pairwise
 from typing import Any
 
 __all__ = ["PRESETS", "ModelConfig", "preset", "stat_levels"]
@@ -93,7 +94,7 @@ class ModelConfig:
                 f"stat_tokens must be in [0, n_tokens). Got {self.stat_tokens} with n_tokens={self.n_tokens}."
             )
         grids = self.stat_grids
-        steps_ok = all(b > a and b % a == 0 for a, b in zip(grids, grids[1:]))
+        steps_ok = all(b > a and b % a == 0 for a, b in pairwise(grids))
         if any(g < 2 for g in grids) or not steps_ok or self.n_stat_total >= self.n_tokens or (
             grids and self.tile_size % grids[-1]
         ):

@@ -24,10 +24,10 @@ import numpy as np
 import torch
 import xarray as xr
 
-from xr_d2ar.packing import stored_to_physical
 from xr_d2ar.errors import CubeValidationError
 from xr_d2ar.model.conditioning import date_features, geo_features
 from xr_d2ar.model.normalise import band_stats, normalise
+from xr_d2ar.packing import stored_to_physical
 
 __all__ = ["ORIGIN_STRIDE", "Batch", "CubeSource", "TileBank", "load_pack", "pack"]
 
