@@ -189,6 +189,8 @@ def test_exact_ratio_meets_the_request_on_disk(flanders, tmp_path):
     assert exact.attrs["d2ar_ratio"] == estimated.attrs["d2ar_ratio"] == 1000
     with pytest.raises(ValueError, match="exact_ratio=True needs ratio="):
         flanders.d2ar.compress(tokens=4, exact_ratio=True)
+    with pytest.raises(ValueError, match="pass them to .d2ar.to_zarr"):
+        flanders.d2ar.compress(ratio=1000, scheduler="threads")
 
 
 def test_to_zarr_refuses_to_overwrite_and_can_defer(tokens):

@@ -63,6 +63,7 @@ def test_round_trips_on_a_local_cluster(tmp_path):
     local = src.d2ar.compress(ratio=1000, chunks={"time": 2})
     local_tokens = local["tokens"].values
     local_values = local.d2ar.reconstruct(engine="cext")["reflectance"].values
+    exact_local = src.d2ar.compress(ratio=1000, exact_ratio=True)["tokens"].values
     with (
         LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
@@ -81,6 +82,10 @@ def test_round_trips_on_a_local_cluster(tmp_path):
                 scheduler=scheduler,
             )
             assert sizes.token_ratio > 100
+        exact = src.d2ar.compress(  # the exact-ratio pass runs where it is told, too
+            ratio=1000, exact_ratio=True, scheduler=cluster.scheduler_address, resources={"GPU": 1}
+        )
+        np.testing.assert_array_equal(exact["tokens"].values, exact_local)
         placed = client.run(_models_here)
         assert len(placed[gpu]) == 1 and placed[cpu] == []  # resources= pinned the work
         outs = {

@@ -84,12 +84,14 @@ def _measured_prefix(
     sensor: np.ndarray,
     spec: CodingSpec,
     ratio: float,
+    cluster: dict[str, Any],
 ) -> tuple[da.Array, CodingSpec]:
     """All K tokens of the cube, computed, cut to the longest prefix that meets ``ratio``.
 
     ``data`` is the tile-aligned cube ``(time, band, y, x)``; ``lat``/``lon`` its tile centres
-    ``(n_ty, n_tx)`` in degrees; ``time``/``sensor`` ``(time,)``. Returns tokens
-    ``(time, n_ty, n_tx, k)`` and the spec with ``n_tokens = k``.
+    ``(n_ty, n_tx)`` in degrees; ``time``/``sensor`` ``(time,)``; ``cluster`` the ``scheduler``/
+    ``resources`` of :func:`xr_d2ar.parallel.compute`. Returns tokens ``(time, n_ty, n_tx, k)`` and
+    the spec with ``n_tokens = k``.
 
     The size of a prefix of k tokens is estimated as its code length under the prior's token model
     (what the entropy coder spends, within a fraction of a percent) plus one payload header per
@@ -99,7 +101,7 @@ def _measured_prefix(
     from xr_d2ar.model.token_model import cross_entropy_bits
 
     full = parallel.encode(data, lat, lon, time, sensor, spec=replace(spec, n_tokens=prior.n_tokens))
-    (tokens,) = parallel.compute(full)
+    (tokens,) = parallel.compute(full, **cluster)
     flat = tokens.reshape(-1, prior.n_tokens)
     bits = cross_entropy_bits(prior.token_model, flat) * len(flat)  # (K,) total per position
     n_chunks = int(np.prod([len(c) for c in full.chunks[:3]]))
@@ -215,6 +217,8 @@ class _D2arBase:
         steps: int | None = None,
         chunks: dict[str, int] | None = None,
         exact_ratio: bool = False,
+        scheduler: Any = None,
+        resources: dict[str, float] | None = None,
     ) -> xr.Dataset:
         """Compress the cube into a lazy token Dataset.
 
@@ -227,7 +231,7 @@ class _D2arBase:
             from the prior's token model (``D2arModel.tokens_for_ratio``), counting the cube's own
             pixels only (tiles padded at the far edges get no extra budget). It is a target: the
             token model's expected bits come from the prior's training data, and tokens of new
-            data can cost more (the demo cube: 763x for 1000x). ``to_zarr`` returns the achieved
+            data can cost more (the demo cube: 743x for 1000x). ``to_zarr`` returns the achieved
             ratio, measured on disk; ``d2ar info`` prints it. See ``exact_ratio``.
         tokens : int, optional
             Tokens per tile instead of ``ratio`` (0 = the prior's climatology only).
@@ -242,6 +246,11 @@ class _D2arBase:
             With ``ratio``: encode all the prior's tokens now, measure what each prefix costs on
             *this* cube under the token model (with the chunk headers), and keep the most tokens
             per tile that still meet ``ratio``. The tokens are then computed (in memory), not lazy.
+        scheduler, resources : optional
+            Where the ``exact_ratio`` pass computes, as for :func:`xr_d2ar.parallel.compute` (a
+            scheduler address or client, worker resources); default: the active client, else
+            the local scheduler. Only with ``exact_ratio`` (the tokens are lazy otherwise: give
+            them to ``to_zarr``).
 
         Returns
         -------
@@ -255,6 +264,11 @@ class _D2arBase:
         """
         if ratio is None and tokens is None:
             ratio = DEFAULT_RATIO
+        if not exact_ratio and (scheduler is not None or resources):
+            raise ValueError(
+                "scheduler=/resources= set where compress(exact_ratio=True) computes; without "
+                "exact_ratio the tokens are lazy: pass them to .d2ar.to_zarr(...) instead."
+            )
         _check_int("seed", seed, minimum=0)
         if steps is not None:
             _check_int("steps", steps, minimum=1)
@@ -300,7 +314,8 @@ class _D2arBase:
         if exact_ratio:
             if ratio is None:
                 raise ValueError("exact_ratio=True needs ratio=. Got tokens= instead.")
-            token_array, spec = _measured_prefix(prior, data, lat, lon, time, sensor, spec, ratio)
+            cluster = {"scheduler": scheduler, "resources": resources}
+            token_array, spec = _measured_prefix(prior, data, lat, lon, time, sensor, spec, ratio, cluster)
             k = spec.n_tokens
         else:
             token_array = parallel.encode(data, lat, lon, time, sensor, spec=spec)

@@ -176,6 +176,7 @@ def run(args: argparse.Namespace) -> int:
             steps=args.steps,
             chunks=args.chunks,
             exact_ratio=args.exact_ratio,
+            **({"scheduler": args.scheduler, "resources": args.resources} if args.exact_ratio else {}),
         )
         sizes = tokens.d2ar.to_zarr(
             args.output, zarr_format=args.zarr_format, mode="w", **cluster_kwargs(args)

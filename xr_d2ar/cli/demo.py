@@ -132,7 +132,9 @@ def run(args: argparse.Namespace) -> int:
     if held_out.sizes["time"] == 0:  # a single-date cube: the prior saw it in training
         held_out, which = cube, "dates seen in training"
     start = time.perf_counter()
-    tokens = held_out.d2ar.compress(ratio=args.ratio, exact_ratio=True)
+    tokens = held_out.d2ar.compress(
+        ratio=args.ratio, exact_ratio=True, scheduler=args.scheduler, resources=args.resources
+    )
     store_path = out / f"{args.cube}.d2ar.zarr"
     sizes = tokens.d2ar.to_zarr(
         store_path, zarr_format=args.zarr_format, mode="w", **cluster_kwargs(args)
