@@ -8,7 +8,7 @@ reconstructions that are *given* exact information for free, so they bound what 
 that information can reach:
 
 - ``blocks G``: every band's G x G block means, unquantised, bilinear between block centres (the
-  shipped prior's statistics tokens are G = 1 and 2);
+  shipped prior's statistics tokens are G = 1, 2 and 4);
 - ``place median + blocks G``: the per-pixel median of the training dates' clear pixels (what a
   prior could memorise of the place), shifted to the exact G x G block means;
 - ``best training date + blocks G``: the training date closest to the held-out image after that

@@ -97,3 +97,53 @@ def test_decode_rejects_bad_input(case: tuple) -> None:
         runtime.decode_tiles(model, tokens, tile_index=[0, 1, 2], solver="rk4", **kw)
     with pytest.raises(ValueError, match="tile_index needs one id per tile"):
         runtime.decode_tiles(model, tokens, tile_index=[0], **kw)
+
+
+def test_auto_engine_uses_cext_only_where_it_was_measured_faster(monkeypatch) -> None:
+    import functools
+    import types
+
+    from xr_d2ar import parallel
+    from xr_d2ar.errors import KernelError
+
+    model = model_api.load_model(device="cpu")
+    here = kernels.backend() in runtime.FASTER_THAN_TORCH
+    assert runtime.preferred(model) is here
+    chosen = parallel._decoder(model, "auto")
+    assert isinstance(chosen, functools.partial) is here  # the runtime, or model.decode_tiles
+    assert parallel._decoder(model, "torch") == model.decode_tiles
+    assert not runtime.preferred(types.SimpleNamespace(device="cuda:0"))  # GPU models: torch
+    monkeypatch.setattr(kernels, "backend", lambda: "avx512")  # not measured: torch
+    assert not runtime.preferred(model)
+
+    def missing() -> str:
+        raise KernelError("The compiled kernel library xr_d2ar.kernels._cext is not built.")
+
+    monkeypatch.setattr(kernels, "backend", missing)  # no C library: torch still decodes
+    assert not runtime.preferred(model) and parallel._decoder(model, "auto") == model.decode_tiles
+
+
+def test_each_prior_gets_one_cext_decoder_whatever_the_threads(monkeypatch) -> None:
+    import threading
+    import time
+    import types
+    from concurrent.futures import ThreadPoolExecutor
+
+    from xr_d2ar.runtime import decoder
+
+    built = []
+
+    class Counting:
+        def __init__(self, model) -> None:
+            built.append(model.sha256)
+            time.sleep(0.05)  # a slow weight copy: the other threads arrive meanwhile
+
+        def decode_tiles(self, tokens, **kwargs):
+            return threading.get_ident()
+
+    monkeypatch.setattr(decoder, "CextDecoder", Counting)
+    monkeypatch.setattr(decoder, "_DECODERS", {})
+    prior = types.SimpleNamespace(sha256="f" * 64)
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda _: runtime.decode_tiles(prior, np.zeros((1, 1))), range(8)))
+    assert built == [prior.sha256]

@@ -96,7 +96,7 @@ def _measured_prefix(
     The size of a prefix of k tokens is estimated as its code length under the prior's token model
     (what the entropy coder spends, within a fraction of a percent) plus one payload header per
     chunk; the chosen prefix is then entropy-coded chunk by chunk, as the store will write it, and
-    shortened while the coded bytes exceed the budget.
+    shortened while the coded bytes exceed the budget, or lengthened while one more token fits.
     """
     from xr_d2ar.model.token_model import cross_entropy_bits
 
@@ -108,8 +108,13 @@ def _measured_prefix(
     cost = np.cumsum(bits) / 8 * _CODER_MARGIN + n_chunks * payload.header_size(4)
     budget = data.dtype.itemsize * float(np.prod(data.shape)) / ratio
     k = int(np.searchsorted(cost, budget, side="right")) if len(flat) else 0
-    while k > 0 and _coded_bytes(prior, tokens[..., :k], full.chunks[:3]) > budget:
-        k -= 1
+    coded = lambda k: _coded_bytes(prior, tokens[..., :k], full.chunks[:3])
+    if k > 0 and coded(k) > budget:  # the estimate was too optimistic: shorten
+        while k > 0 and coded(k) > budget:
+            k -= 1
+    else:  # the estimate (with its margin) may leave room: lengthen while the bytes still fit
+        while k < prior.n_tokens and len(flat) and coded(k + 1) <= budget:
+            k += 1
     if k == 0:
         warnings.warn(
             f"ratio={ratio:g} leaves no room for a single token per tile on this cube: it is "

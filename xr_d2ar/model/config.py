@@ -10,14 +10,17 @@ from dataclasses import asdict, dataclass, field, fields
 from itertools import pairwise
 from typing import Any
 
+import numpy as np
+
 __all__ = ["PRESETS", "ModelConfig", "preset", "stat_levels"]
 
 
 def stat_levels(grid: int | list[int] | tuple[int, ...]) -> tuple[int, ...]:
     """``stat_grid`` as a tuple of block levels: 0 -> (), G -> (G,), [G1, G2] -> (G1, G2)."""
-    if isinstance(grid, int):
-        return (grid,) if grid else ()
-    return tuple(int(g) for g in grid)
+    levels = ([grid] if grid else []) if np.ndim(grid) == 0 else list(grid)
+    if not all(isinstance(g, (int, np.integer)) and not isinstance(g, bool) for g in levels):
+        raise ValueError(f"stat_grid must be an int or a list of ints. Got {grid!r} instead.")
+    return tuple(int(g) for g in levels)
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,8 @@ class ModelConfig:
     n_sensors: int = 16
 
     def __post_init__(self) -> None:
+        if np.ndim(self.stat_grid):  # a list in JSON: keep one form so that configs compare equal
+            object.__setattr__(self, "stat_grid", [int(g) for g in self.stat_grid])
         step = 4 * self.patch_size
         if self.tile_size % step:
             raise ValueError(

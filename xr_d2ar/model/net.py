@@ -3,7 +3,7 @@
 Tensors only, no xarray and no numpy I/O: :mod:`xr_d2ar.model.api` wraps it for users.
 The latent seen by the token encoder and the flow is normalised per channel:
 ``z = (mean_vae - latent_mean) / latent_std`` (buffers, saved with the weights).
-Tokens are ``[S (1 + G G) statistics tokens ; learned tokens]`` (see :mod:`~xr_d2ar.model.stats`).
+Tokens are ``[S (1 + sum G^2) statistics tokens ; learned tokens]`` (see :mod:`~xr_d2ar.model.stats`).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class D2arNet(nn.Module):
         return z * self.latent_std[:, None, None] + self.latent_mean[:, None, None]
 
     def stat_tokens(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Normalised image + pixel mask (N, B, T, T) -> the statistics tokens (N, S (1 + G G)) int64."""
+        """Normalised image + pixel mask (N, B, T, T) -> the statistics tokens (N, S (1 + sum G^2)) int64."""
         return stat_tokens(x, mask, self.cfg.stat_tokens, self.cfg.codebook_size, self.cfg.stat_grid)
 
     def token_codes(self, tokens: torch.Tensor) -> torch.Tensor:

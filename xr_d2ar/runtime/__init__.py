@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from xr_d2ar import kernels
+from xr_d2ar.errors import KernelError
 from xr_d2ar.runtime.decoder import CextDecoder, decode_tiles
 
 __all__ = ["FASTER_THAN_TORCH", "CextDecoder", "decode_tiles", "preferred"]
@@ -21,5 +22,15 @@ FASTER_THAN_TORCH = ("avx2",)
 
 def preferred(model: Any) -> bool:
     """True when the ``auto`` decode engine should use this runtime for ``model``: the model is on
-    the CPU and this CPU's kernel backend is one of :data:`FASTER_THAN_TORCH`."""
-    return str(getattr(model, "device", "cpu")).startswith("cpu") and kernels.backend() in FASTER_THAN_TORCH
+    the CPU and this CPU's kernel backend is one of :data:`FASTER_THAN_TORCH` (False when the
+    compiled kernels are missing or ``XR_D2AR_KERNELS`` is invalid: torch decodes then).
+
+    Decided in each process: on a cluster of mixed hosts, chunks may come from different engines
+    (within float32 rounding of each other); ``engine="cext"`` gives the same bits everywhere.
+    """
+    if not str(getattr(model, "device", "cpu")).startswith("cpu"):
+        return False
+    try:
+        return kernels.backend() in FASTER_THAN_TORCH
+    except KernelError:
+        return False

@@ -13,6 +13,7 @@ model documents for the C runtime.
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
@@ -225,7 +226,8 @@ class CextDecoder:
         return denormalise(out, mean, std).astype(np.float32)
 
 
-_DECODERS: dict[str, CextDecoder] = {}
+_DECODERS: dict[str, CextDecoder] = {}  # prior sha256 -> decoder (its weights copied once)
+_DECODERS_LOCK = threading.Lock()  # one construction per prior, also when Dask threads race
 
 
 def decode_tiles(model: D2arModel, tokens: np.ndarray, **kwargs: Any) -> np.ndarray:
@@ -244,6 +246,8 @@ def decode_tiles(model: D2arModel, tokens: np.ndarray, **kwargs: Any) -> np.ndar
     >>> y.shape
     (1, 1, 64, 64)
     """
-    if model.sha256 not in _DECODERS:
-        _DECODERS[model.sha256] = CextDecoder(model)
-    return _DECODERS[model.sha256].decode_tiles(tokens, **kwargs)
+    with _DECODERS_LOCK:
+        decoder = _DECODERS.get(model.sha256)
+        if decoder is None:
+            decoder = _DECODERS[model.sha256] = CextDecoder(model)
+    return decoder.decode_tiles(tokens, **kwargs)

@@ -171,10 +171,19 @@ class FlowBlock:
                  scratch: np.ndarray) -> np.ndarray:
         n, length, d = x.shape
         s = ctx_kv.shape[1]
-        assert x.flags.c_contiguous and x.dtype == np.float32 and d == self.dim
-        assert mod.shape == (n, 6 * d) and mod.flags.c_contiguous and mod.dtype == np.float32
-        assert ctx_kv.shape == (n, s, 2 * d) and ctx_kv.flags.c_contiguous
-        assert scratch.size >= lib.d2ar_flow_block_scratch(n, length, d, self.hidden, s)
+        # checked here, not asserted: the C kernel writes through these buffers (python -O too)
+        ok = (
+            d == self.dim and mod.shape == (n, 6 * d) and ctx_kv.shape == (n, s, 2 * d)
+            and all(a.dtype == np.float32 and a.flags.c_contiguous for a in (x, mod, ctx_kv, scratch))
+            and scratch.size >= lib.d2ar_flow_block_scratch(n, length, d, self.hidden, s)
+        )
+        if not ok:
+            raise ValueError(
+                f"flow block inputs must be C-contiguous float32: x (N, L, {self.dim}), mod (N, "
+                f"{6 * self.dim}), ctx_kv (N, S, {2 * self.dim}) and a scratch() buffer. Got x "
+                f"{x.shape} {x.dtype}, mod {mod.shape} {mod.dtype}, ctx_kv {ctx_kv.shape} "
+                f"{ctx_kv.dtype}, scratch {scratch.size} {scratch.dtype}."
+            )
         _check(lib.d2ar_flow_block_f32(
             n, length, d, self.heads, self.hidden, s, ffi.from_buffer("float[]", x),
             ffi.from_buffer("float[]", mod), ffi.from_buffer("float[]", self.table),
