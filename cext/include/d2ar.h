@@ -172,7 +172,7 @@ int64_t d2ar_flow_block_scratch(int64_t N, int64_t L, int64_t D, int64_t hidden,
  *   x = x + a2 * Mlp(ln(x) * (1 + g2) + s2)     (Mlp: Linear, GELU-tanh, Linear)
  * mod (N, 6D), table (6D), ctx_kv (N, S, 2D): the cross-attention's kv Linear of the context
  * (keys then values, heads of D / heads each); scale the attention scale; eps the LayerNorm
- * eps; scratch of d2ar_flow_block_scratch floats. */
+ * eps; scratch of d2ar_flow_block_scratch floats. D <= 8192 (D2AR_ESHAPE otherwise). */
 int d2ar_flow_block_f32(int64_t N, int64_t L, int64_t D, int64_t heads, int64_t hidden,
                         int64_t S, float *x, const float *mod, const float *table,
                         const float *ctx_kv, const d2ar_flow_block_weights *w, float scale,

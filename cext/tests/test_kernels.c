@@ -276,6 +276,9 @@ static void error_codes(void) {
     check(d2ar_gemm_f32(1, 1, 1, a, 1, 1, a, 1, 1, NULL, 0, 9, c, 1) == D2AR_EARG, "act", api);
     check(d2ar_set_backend(99) == D2AR_EBACKEND, "bad backend", "api");
     check(d2ar_group_norm_f32(1, 6, 4, 4, a, NULL, NULL, 1e-5f, 0, c) == D2AR_EARG, "C%G", "api");
+    /* a block too wide for its stack rows is refused before any pointer is read */
+    check(d2ar_flow_block_f32(1, 1, 9000, 1, 4, 1, a, a, a, a, NULL, 1.0f, 1e-6f, c) == D2AR_ESHAPE,
+          "flow D", "api");
 }
 
 int main(int argc, char **argv) {

@@ -9,6 +9,9 @@
  * released for the whole block when the caller threads over tiles. */
 #include "../../src/internal.h"
 
+/* Widest block: the per-tile modulation rows live on the stack (2 x D floats, 64 KiB at most). */
+#define FLOW_MAX_DIM 8192
+
 int64_t d2ar_flow_block_scratch(int64_t N, int64_t L, int64_t D, int64_t hidden, int64_t S) {
     if (N < 0 || L < 0 || D < 0 || hidden < 0 || S < 0) return 0;
     const int64_t R = N * L, ls = L > S ? L : S;
@@ -78,7 +81,7 @@ int d2ar_flow_block_f32(int64_t N, int64_t L, int64_t D, int64_t heads, int64_t 
                         const float *ctx_kv, const d2ar_flow_block_weights *w, float scale,
                         float eps, float *scratch) {
     if (N < 0 || L < 0 || D < 1 || heads < 1 || hidden < 1 || S < 1) return D2AR_ESHAPE;
-    if (D % heads) return D2AR_ESHAPE;
+    if (D % heads || D > FLOW_MAX_DIM) return D2AR_ESHAPE;
     if (!(eps >= 0.0f) || !(scale == scale)) return D2AR_EARG;
     if (N == 0 || L == 0) return D2AR_OK;
     if (!x || !mod || !table || !ctx_kv || !w || !scratch) return D2AR_ENULL;
