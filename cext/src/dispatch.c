@@ -177,13 +177,18 @@ int d2ar_backend_tile(int backend, int dtype, int64_t *mr, int64_t *nr) {
     return D2AR_OK;
 }
 
-int d2ar__gemm_tune(int backend, int64_t kc, int64_t mc, int64_t nc) {
-    if (backend != D2AR_BACKEND_AVX2 && backend != D2AR_BACKEND_AVX512) return D2AR_EBACKEND;
-    d2ar__gemm_impl *im = (d2ar__gemm_impl *)impl_of(backend, 0); /* a mutable static */
+int d2ar__gemm_tune(int backend, int dtype, int64_t kc, int64_t mc, int64_t nc,
+                    int64_t direct_n) {
+    if (backend != D2AR_BACKEND_AVX2 && backend != D2AR_BACKEND_AVX512 &&
+        backend != D2AR_BACKEND_AMX)
+        return D2AR_EBACKEND;
+    if (dtype != 0 && dtype != 1) return D2AR_EARG;
+    d2ar__gemm_impl *im = (d2ar__gemm_impl *)impl_of(backend, dtype); /* a mutable static */
     if (!im) return D2AR_EBACKEND;
-    if (kc < 1 || mc < im->mr || nc < im->nr || kc % im->kalign || mc % im->mr || nc % im->nr)
+    if (kc < 1 || mc < im->mr || nc < im->nr || kc % im->kalign || mc % im->mr || nc % im->nr ||
+        direct_n < 0)
         return D2AR_EARG;
-    im->kc = kc, im->mc = mc, im->nc = nc;
+    im->kc = kc, im->mc = mc, im->nc = nc, im->direct_n = direct_n;
     return D2AR_OK;
 }
 

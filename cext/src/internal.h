@@ -39,9 +39,10 @@ typedef void (*d2ar__pack_b_fn)(const d2ar__mat *b, int64_t k0, int64_t kc, int6
 typedef void (*d2ar__ukr_fn)(int64_t kcp, const void *a, const void *b, float *c, int64_t ldc,
                              int load_c);
 
-/* Micro-kernel that reads A unpacked: fp32 rows a + i * rsa (unit stride along k) for the
- * first `rows` (<= mr) rows, otherwise as d2ar__ukr_fn (same fma chain, same bits). */
-typedef void (*d2ar__ukr_rows_fn)(int64_t kcp, const float *a, int64_t rsa, int64_t rows,
+/* Micro-kernel that reads A unpacked, in its packed element type (fp32 for elem 4, bf16 bits
+ * for elem 2): rows a + i * rsa elements (unit stride along k) for the first `rows` (<= mr)
+ * rows, otherwise as d2ar__ukr_fn (same products in the same order, same bits). */
+typedef void (*d2ar__ukr_rows_fn)(int64_t kcp, const void *a, int64_t rsa, int64_t rows,
                                   const void *b, float *c, int64_t ldc, int load_c);
 
 /* One GEMM implementation: tile shape, blocking, packers and micro-kernel. */
@@ -54,7 +55,9 @@ typedef struct {
     d2ar__pack_a_fn pack_a;
     d2ar__pack_b_fn pack_b;
     d2ar__ukr_fn ukr;
-    d2ar__ukr_rows_fn ukr_rows; /* optional (NULL): skips packing row-major fp32 A (kalign 1) */
+    d2ar__ukr_rows_fn ukr_rows; /* optional (NULL): skips packing row-major A (see gemm.c) */
+    int64_t direct_n;           /* ukr_rows is used only when N <= direct_n */
+    void (*done)(void);         /* optional: run by the calling thread after its last ukr */
 } d2ar__gemm_impl;
 
 /* Per-backend implementations: return NULL when not compiled in.  dtype 0 = fp32, 1 = bf16. */
@@ -84,9 +87,12 @@ D2AR_HIDDEN int d2ar__gemm(int dtype, int64_t M, int64_t N, int64_t K, const d2a
 /* Dispatch state; d2ar__count adds one to a backend's counter of micro-kernel blocks run. */
 D2AR_HIDDEN const d2ar__gemm_impl *d2ar__impl_current(int dtype, int *backend);
 D2AR_HIDDEN void d2ar__count(int backend);
-/* Benchmarking aid, not thread-safe and not exported: set the cache blocking (kc, mc, nc) of
- * the AVX2 or AVX-512 fp32/bf16 kernel (results do not depend on it, only speed does). */
-D2AR_HIDDEN int d2ar__gemm_tune(int backend, int64_t kc, int64_t mc, int64_t nc);
+/* Benchmarking aid, not thread-safe and not exported: set the cache blocking (kc, mc, nc) and
+ * the in-place A limit direct_n of a backend's GEMM for dtype (0 fp32, 1 bf16); the AVX2,
+ * AVX-512 and AMX kernels are tunable.  Results do not depend on it, only speed does (AMX bf16:
+ * the k blocking does change its rounding, within its documented tolerance). */
+D2AR_HIDDEN int d2ar__gemm_tune(int backend, int dtype, int64_t kc, int64_t mc, int64_t nc,
+                                int64_t direct_n);
 
 /* Scalar maths shared by every backend (IEEE basic operations only, fixed order). */
 D2AR_HIDDEN float d2ar__expf(float x);

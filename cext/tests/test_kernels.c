@@ -293,7 +293,10 @@ int main(int argc, char **argv) {
                d2ar_backend_compiled(be), d2ar_backend_available(be), (long long)mr, (long long)nr);
     }
     int acts[] = {D2AR_ACT_NONE, D2AR_ACT_SILU, D2AR_ACT_GELU_TANH, D2AR_ACT_RELU};
-    int64_t fixed[][3] = {{1, 1, 1}, {7, 5, 0}, {33, 65, 300}, {64, 64, 64}, {13, 37, 513}};
+    /* the last three: K a multiple of 32 (AMX reads A in place), partial row panels, two k
+     * blocks (1088 > AMX kc) */
+    int64_t fixed[][3] = {{1, 1, 1},    {7, 5, 0},     {33, 65, 300}, {64, 64, 64},
+                          {13, 37, 513}, {45, 40, 96}, {70, 33, 1088}, {32, 64, 64}};
     for (size_t s = 0; s < sizeof fixed / sizeof fixed[0]; s++)
         for (int bf = 0; bf < 2; bf++)
             gemm_case(fixed[s][0], fixed[s][1], fixed[s][2], (int)s & 1, (int)s % 3, bf,

@@ -26,73 +26,79 @@
 #define MR 32
 #define NR 32
 
-static uint16_t get16(const d2ar__mat *m, int64_t i, int64_t j) {
-    return ((const uint16_t *)m->p)[i * m->rs + j * m->cs];
+/* Copy 64 bytes (32 bf16) with one AVX-512 load and store: a libc memcpy call per tile row
+ * cost about a fifth of a 1024^3 product's time. */
+__attribute__((target("avx512f"))) static inline void copy64(void *d, const void *s) {
+    _mm512_storeu_si512(d, _mm512_loadu_si512(s));
 }
 
 /* A panel (32 rows): per chunk of 32 k, tile A0 (rows 0-15) then A1 (rows 16-31), each row
- * 32 bf16 = 16 pairs (k, k+1); zero beyond the block.  Rows with unit k stride are copied. */
-static void pack_a(const d2ar__mat *a, int64_t i0, int64_t mc, int64_t k0, int64_t kc,
-                   int64_t kcp, int64_t mr, void *dst) {
-    uint16_t *d = (uint16_t *)dst;
+ * 32 bf16 = 16 pairs (k, k+1); zero beyond the block.  Each source row is read in order. */
+__attribute__((target("avx512f"))) static void pack_a(const d2ar__mat *a, int64_t i0, int64_t mc,
+                                                     int64_t k0, int64_t kc, int64_t kcp,
+                                                     int64_t mr, void *dst) {
     (void)mr;
-    for (int64_t p = 0; p < mc; p += MR)
-        for (int64_t q = 0; q < kcp; q += 32)
-            for (int64_t r = 0; r < MR; r++, d += 32) {
+    uint16_t *panel = (uint16_t *)dst;
+    for (int64_t p = 0; p < mc; p += MR, panel += MR * kcp)
+        for (int64_t r = 0; r < MR; r++) {
+            uint16_t *d = panel + 32 * r; /* chunk q of this row at d + q * 32 * MR */
+            if (p + r >= mc) {
+                for (int64_t q = 0; q < kcp; q += 32, d += 32 * MR) memset(d, 0, 64);
+                continue;
+            }
+            const uint16_t *src = (const uint16_t *)a->p + (i0 + p + r) * a->rs + k0 * a->cs;
+            for (int64_t q = 0; q < kcp; q += 32, d += 32 * MR) {
                 int64_t n = kc - q < 32 ? kc - q : 32;
-                if (p + r >= mc || n <= 0) {
-                    memset(d, 0, 64);
+                if (n == 32 && a->cs == 1) {
+                    copy64(d, src + q);
                     continue;
                 }
-                if (a->cs == 1) {
-                    memcpy(d, (const uint16_t *)a->p + (i0 + p + r) * a->rs + k0 + q, 2 * n);
-                } else {
-                    for (int64_t s = 0; s < n; s++) d[s] = get16(a, i0 + p + r, k0 + q + s);
-                }
-                if (n < 32) memset(d + n, 0, 2 * (32 - n));
+                for (int64_t t = 0; t < n; t++) d[t] = src[(q + t) * a->cs];
+                memset(d + n, 0, 2 * (size_t)(32 - n));
             }
+        }
 }
 
-/* Interleave 16 bf16 of row r0 and 16 of row r1 into 16 pairs (r0[n], r1[n]) at d. */
-__attribute__((target("avx2"))) static void pair16(const uint16_t *r0, const uint16_t *r1,
-                                                  uint16_t *d) {
-    __m256i x = _mm256_loadu_si256((const __m256i *)r0), y = _mm256_loadu_si256((const __m256i *)r1);
-    __m256i lo = _mm256_unpacklo_epi16(x, y), hi = _mm256_unpackhi_epi16(x, y);
-    _mm256_storeu_si256((__m256i *)d, _mm256_permute2x128_si256(lo, hi, 0x20));
-    _mm256_storeu_si256((__m256i *)(d + 16), _mm256_permute2x128_si256(lo, hi, 0x31));
-}
+/* Interleave orders for _mm512_permutex2var_epi16(x, idx, y): pairs (x[n], y[n]) for columns
+ * n = 0-15 (tile B0's row) and 16-31 (tile B1's row); indices of y are 32 + n. */
+static const uint16_t PAIR_LO[32] = {0, 32, 1, 33, 2, 34, 3, 35, 4, 36, 5, 37, 6, 38, 7, 39,
+                                     8, 40, 9, 41, 10, 42, 11, 43, 12, 44, 13, 45, 14, 46, 15, 47};
+static const uint16_t PAIR_HI[32] = {16, 48, 17, 49, 18, 50, 19, 51, 20, 52, 21, 53, 22, 54,
+                                     23, 55, 24, 56, 25, 57, 26, 58, 27, 59, 28, 60, 29, 61,
+                                     30, 62, 31, 63};
 
 /* B panel (32 columns): per chunk of 32 k, tile B0 (columns 0-15) then B1 (16-31); tile row kk
- * holds, per column, the pair (k = 2 kk, 2 kk + 1) - the VNNI layout TDPBF16PS reads. */
-static void pack_b(const d2ar__mat *b, int64_t k0, int64_t kc, int64_t kcp, int64_t j0,
-                   int64_t nc, int64_t nr, void *dst) {
-    uint16_t *d = (uint16_t *)dst;
+ * holds, per column, the pair (k = 2 kk, 2 kk + 1) - the VNNI layout TDPBF16PS reads; zero
+ * beyond the block.  Row-major B is read one row pair at a time across every panel (each row
+ * once, contiguously: walking it panel by panel read 32 bytes per row per visit and took a third
+ * of a 512^3 product's time). */
+__attribute__((target("avx512f,avx512bw"))) static void pack_b(const d2ar__mat *b, int64_t k0,
+                                                              int64_t kc, int64_t kcp,
+                                                              int64_t j0, int64_t nc, int64_t nr,
+                                                              void *dst) {
     (void)nr;
-    for (int64_t p = 0; p < nc; p += NR)
-        for (int64_t q = 0; q < kcp; q += 32)
-            for (int64_t t = 0; t < 2; t++)
-                for (int64_t kk = 0; kk < 16; kk++, d += 32) {
-                    int64_t k = q + 2 * kk, col = p + 16 * t;
-                    int64_t cols = nc - col < 16 ? nc - col : 16;
-                    if (cols <= 0 || k >= kc) {
-                        memset(d, 0, 64);
-                        continue;
-                    }
-                    if (b->cs == 1 && cols == 16 && k + 1 < kc) { /* row-major: vectorised */
-                        const uint16_t *r0 = (const uint16_t *)b->p + (k0 + k) * b->rs + j0 + col;
-                        pair16(r0, r0 + b->rs, d);
-                        continue;
-                    }
-                    for (int64_t h = 0; h < 2; h++) {
-                        if (k + h >= kc) {
-                            for (int64_t n = 0; n < 16; n++) d[2 * n + h] = 0;
-                            continue;
-                        }
-                        const uint16_t *src = (const uint16_t *)b->p + (k0 + k + h) * b->rs;
-                        for (int64_t n = 0; n < 16; n++)
-                            d[2 * n + h] = n < cols ? src[(j0 + col + n) * b->cs] : 0;
-                    }
-                }
+    const uint16_t *src = (const uint16_t *)b->p;
+    const __m512i lo = _mm512_loadu_si512(PAIR_LO), hi = _mm512_loadu_si512(PAIR_HI);
+    for (int64_t k = 0; k < kcp; k += 2) {
+        /* tile row k / 2 % 16 of chunk k / 32, in panel 0; panel p / 32 is NR * kcp further */
+        uint16_t *row = (uint16_t *)dst + k / 32 * (32 * NR) + k % 32 / 2 * 32;
+        const int pair = b->cs == 1 && k + 1 < kc; /* both rows present, unit column stride */
+        const uint16_t *r0 = src + (k0 + k) * b->rs + j0, *r1 = r0 + b->rs;
+        for (int64_t p = 0; p < nc; p += NR, row += NR * kcp) {
+            if (pair && nc - p >= NR) {
+                __m512i x = _mm512_loadu_si512(r0 + p), y = _mm512_loadu_si512(r1 + p);
+                _mm512_storeu_si512(row, _mm512_permutex2var_epi16(x, lo, y));
+                _mm512_storeu_si512(row + 512, _mm512_permutex2var_epi16(x, hi, y));
+                continue;
+            }
+            for (int64_t n = 0; n < NR; n++)
+                for (int64_t h = 0; h < 2; h++)
+                    row[n / 16 * 512 + 2 * (n % 16) + h] =
+                        p + n < nc && k + h < kc
+                            ? src[(k0 + k + h) * b->rs + (j0 + p + n) * b->cs]
+                            : 0;
+        }
+    }
 }
 
 typedef struct {
@@ -101,8 +107,13 @@ typedef struct {
     uint8_t rows[16];
 } tilecfg;
 
-TGT static void ukr_amx(int64_t kcp, const void *a_, const void *b_, float *c, int64_t ldc,
-                        int load_c) {
+/* The tile configuration (8 tiles of 16 rows x 64 bytes) is loaded by a thread's first micro-
+ * kernel of a GEMM call and released by amx_done at the end of that call: LDTILECFG and
+ * TILERELEASE once per call rather than once per 32 x 32 tile. */
+static __thread int g_configured;
+
+TGT static void amx_config(void) {
+    if (g_configured) return;
     tilecfg cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.palette = 1;
@@ -111,6 +122,18 @@ TGT static void ukr_amx(int64_t kcp, const void *a_, const void *b_, float *c, i
         cfg.rows[t] = 16;
     }
     _tile_loadconfig(&cfg);
+    g_configured = 1;
+}
+
+TGT static void amx_done(void) {
+    if (!g_configured) return;
+    _tile_release();
+    g_configured = 0;
+}
+
+/* Tiles 0-3 = the 32 x 32 fp32 block of C (row stride ldc), loaded or zeroed, and stored. */
+TGT static void c_begin(const float *c, int64_t ldc, int load_c) {
+    amx_config();
     const size_t ld = (size_t)ldc * sizeof(float);
     if (load_c) {
         _tile_loadd(0, c, ld);
@@ -123,28 +146,66 @@ TGT static void ukr_amx(int64_t kcp, const void *a_, const void *b_, float *c, i
         _tile_zero(2);
         _tile_zero(3);
     }
-    const char *a = (const char *)a_, *b = (const char *)b_;
-    for (int64_t q = 0; q < kcp; q += 32) {
-        _tile_loadd(4, a, 64);
-        _tile_loadd(5, a + 1024, 64);
-        _tile_loadd(6, b, 64);
-        _tile_loadd(7, b + 1024, 64);
-        _tile_dpbf16ps(0, 4, 6);
-        _tile_dpbf16ps(1, 4, 7);
-        _tile_dpbf16ps(2, 5, 6);
-        _tile_dpbf16ps(3, 5, 7);
-        a += 2048;
-        b += 2048;
-    }
+}
+
+TGT static void c_end(float *c, int64_t ldc) {
+    const size_t ld = (size_t)ldc * sizeof(float);
     _tile_stored(0, c, ld);
     _tile_stored(1, c + 16, ld);
     _tile_stored(2, c + 16 * ldc, ld);
     _tile_stored(3, c + 16 * ldc + 16, ld);
-    _tile_release();
 }
 
-static const d2ar__gemm_impl AMX = {D2AR_BACKEND_AMX, MR, NR, 32, 1024, 128, 512, 2,
-                                    pack_a, pack_b, ukr_amx};
+/* One 32-k step: A rows 0-15 at a0 and 16-31 at a1 (row stride lda bytes), B tiles at b and
+ * b + 1024 (packed), four tile products into C. */
+#define AMX_STEP(a0, a1, lda, b)                                                               \
+    do {                                                                                       \
+        _tile_loadd(4, (a0), (lda));                                                           \
+        _tile_loadd(5, (a1), (lda));                                                           \
+        _tile_loadd(6, (b), 64);                                                               \
+        _tile_loadd(7, (b) + 1024, 64);                                                        \
+        _tile_dpbf16ps(0, 4, 6);                                                               \
+        _tile_dpbf16ps(1, 4, 7);                                                               \
+        _tile_dpbf16ps(2, 5, 6);                                                               \
+        _tile_dpbf16ps(3, 5, 7);                                                               \
+    } while (0)
+
+TGT static void ukr_amx(int64_t kcp, const void *a_, const void *b_, float *c, int64_t ldc,
+                        int load_c) {
+    c_begin(c, ldc, load_c);
+    const char *a = (const char *)a_, *b = (const char *)b_;
+    for (int64_t q = 0; q < kcp; q += 32, a += 2048, b += 2048) AMX_STEP(a, a + 1024, 64, b);
+    c_end(c, ldc);
+}
+
+/* The same tile with A read in place: bf16 row i at a + i * rsa, kcp a multiple of 32 within
+ * the row.  A partial panel (rows < 32) is copied one 32-k step at a time into a zeroed
+ * buffer, so no row past the matrix is read. */
+TGT static void ukr_amx_rows(int64_t kcp, const void *a_, int64_t rsa, int64_t rows,
+                             const void *b_, float *c, int64_t ldc, int load_c) {
+    c_begin(c, ldc, load_c);
+    const uint16_t *a = (const uint16_t *)a_;
+    const char *b = (const char *)b_;
+    if (rows == MR) {
+        const size_t lda = (size_t)rsa * 2;
+        for (int64_t q = 0; q < kcp; q += 32, b += 2048) AMX_STEP(a + q, a + 16 * rsa + q, lda, b);
+    } else {
+        _Alignas(64) uint16_t buf[MR * 32];
+        memset(buf, 0, sizeof buf);
+        for (int64_t q = 0; q < kcp; q += 32, b += 2048) {
+            for (int64_t r = 0; r < rows; r++) copy64(buf + 32 * r, a + r * rsa + q);
+            AMX_STEP(buf, buf + 16 * 32, 64, b);
+        }
+    }
+    c_end(c, ldc);
+}
+
+/* kc 1024, mc 128, nc 512 (packed B block 1 MiB, in L2: a step with its operands from L3 ran
+ * 4-6 times slower, benchmarks/kernels/amx_step.c); A in place up to N = 320 (strided A tiles
+ * are slower than packed ones, but skipping the packing pass pays where few B panels reuse it).
+ * Sweeps: benchmarks/results/amx_sweep_*.txt; BENCHMARKS.md section 4. */
+static d2ar__gemm_impl AMX = {D2AR_BACKEND_AMX, MR, NR, 32, 1024, 128, 512, 2,
+                              pack_a, pack_b, ukr_amx, ukr_amx_rows, 320, amx_done};
 
 const d2ar__gemm_impl *d2ar__gemm_amx(int dtype) {
     return dtype == 0 ? d2ar__gemm_avx512(0) : &AMX;

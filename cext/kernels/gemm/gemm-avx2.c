@@ -215,9 +215,9 @@ TGT static void ukr_avx2(int64_t kcp, const void *a_, const void *b_, float *c, 
         c##i##1 = _mm256_fmadd_ps(ai, b1, c##i##1);                                      \
     } while (0)
 
-TGT static void ukr_avx2_rows(int64_t kcp, const float *a, int64_t rsa, int64_t rows,
+TGT static void ukr_avx2_rows(int64_t kcp, const void *a_, int64_t rsa, int64_t rows,
                               const void *b_, float *c, int64_t ldc, int load_c) {
-    const float *b = (const float *)b_;
+    const float *a = (const float *)a_, *b = (const float *)b_;
     const float *a0 = a, *a1 = a + (rows > 1 ? rsa : 0), *a2 = a + (rows > 2 ? 2 * rsa : 0);
     const float *a3 = a + (rows > 3 ? 3 * rsa : 0), *a4 = a + (rows > 4 ? 4 * rsa : 0);
     const float *a5 = a + (rows > 5 ? 5 * rsa : 0);
@@ -236,8 +236,11 @@ TGT static void ukr_avx2_rows(int64_t kcp, const float *a, int64_t rsa, int64_t 
     ROW_STORE(0) ROW_STORE(1) ROW_STORE(2) ROW_STORE(3) ROW_STORE(4) ROW_STORE(5)
 }
 
+/* In-place A up to N = 320 (the decoder's attention and most of its Linear layers): measured
+ * 25-35% faster on 64x64x32 attention products, slower on wide N. */
 static d2ar__gemm_impl AVX2 = {D2AR_BACKEND_AVX2, MR, NR, 1, 384, 96, 4080, sizeof(float),
-                               d2ar__pack_a_avx2, d2ar__pack_b_avx2, ukr_avx2, ukr_avx2_rows};
+                               d2ar__pack_a_avx2, d2ar__pack_b_avx2, ukr_avx2, ukr_avx2_rows,
+                               320, NULL};
 
 const d2ar__gemm_impl *d2ar__gemm_avx2(int dtype) {
     (void)dtype;

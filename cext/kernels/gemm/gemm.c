@@ -129,9 +129,9 @@ typedef struct {
 } tile_epilogue;
 
 /* Run one mc x nc block of register tiles; A packed at ap, or when ar is not NULL read in
- * place by im->ukr_rows (fp32 row i at ar + i * rsa). */
+ * place by im->ukr_rows (row i at ar + i * rsa elements of im->elem bytes). */
 static void macro_block(const d2ar__gemm_impl *im, int64_t mc, int64_t nc, int64_t kcp,
-                        const char *ap, const float *ar, int64_t rsa, const char *bp, float *c,
+                        const char *ap, const char *ar, int64_t rsa, const char *bp, float *c,
                         int64_t ldc, int load_c, float *tmp, const tile_epilogue *ep) {
     const int64_t mr = im->mr, nr = im->nr;
     const size_t a_panel = (size_t)(mr * kcp) * im->elem, b_panel = (size_t)(nr * kcp) * im->elem;
@@ -150,7 +150,7 @@ static void macro_block(const d2ar__gemm_impl *im, int64_t mc, int64_t nc, int64
                     for (int64_t j = 0; j < cols; j += 16)
                         __builtin_prefetch(c + (ni + i) * ldc + nj + j, 1, 3);
             }
-            const float *arow = ar ? ar + ir * rsa : NULL;
+            const char *arow = ar ? ar + (size_t)(ir * rsa) * im->elem : NULL;
             if (mm == mr && nn == nr) {
                 if (ar)
                     im->ukr_rows(kcp, arow, rsa, mm, b, ct, ldc, load_c);
@@ -192,10 +192,12 @@ int d2ar__gemm(int dtype, int64_t M, int64_t N, int64_t K, const d2ar__mat *a, c
     const d2ar__gemm_impl *im = d2ar__impl_current(dtype, &backend);
     (void)backend;
     const int avx2 = d2ar__use_avx2();
-    /* row-major fp32 A is read in place when the backend can and few B panels would reuse a
-     * packed copy (N <= 320: the decoder's attention and most of its Linear layers); measured
-     * 25-35% faster on 64x64x32 attention products, slower on wide N */
-    const int a_direct = im->ukr_rows && im->kalign == 1 && !a->bf16 && a->cs == 1 && N <= 320;
+    /* A is read in place (no packing pass) when the backend can: A row-major in the element
+     * type the micro-kernel reads, every k block a whole number of kalign steps (no padding to
+     * read past), and N small enough that few B panels would have reused a packed copy */
+    const size_t a_elem = a->bf16 ? 2 : sizeof(float);
+    const int a_direct = im->ukr_rows && a->cs == 1 && a_elem == im->elem &&
+                         K % im->kalign == 0 && N <= im->direct_n;
     /* k blocks of equal size (a multiple of kalign, at most im->kc): no short last block */
     const int64_t nkb = (K + im->kc - 1) / im->kc;
     const int64_t kcb = round_up((K + nkb - 1) / nkb, im->kalign), mcb = im->mc, ncb = im->nc;
@@ -234,13 +236,15 @@ int d2ar__gemm(int dtype, int64_t M, int64_t N, int64_t K, const d2ar__mat *a, c
             for (int64_t ic = 0; ic < M; ic += mcb) {
                 int64_t mc = M - ic < mcb ? M - ic : mcb;
                 float *cb = c + ic * ldc + jc;
-                const float *ar = a_direct ? (const float *)a->p + ic * a->rs + pc : NULL;
+                const char *ar =
+                    a_direct ? (const char *)a->p + (size_t)(ic * a->rs + pc) * a_elem : NULL;
                 if (!a_direct) im->pack_a(a, ic, mc, pc, kc, kcp, im->mr, ap);
                 const tile_epilogue ep = {last, avx2, bias, bias_kind, act, ic, jc};
                 macro_block(im, mc, nc, kcp, ap, ar, a->rs, bp, cb, ldc, pc > 0, tmp, &ep);
             }
         }
     }
+    if (im->done) im->done();
     if (!ws) {
         d2ar__free(ap);
         d2ar__free(bp);
