@@ -32,7 +32,7 @@ T0=$(date +%s)
   grep -m1 "model name" /proc/cpuinfo; grep -m1 flags /proc/cpuinfo | tr ' ' '\n' |
   grep -E '^(avx512f|avx512_bf16|amx_tile|amx_bf16)$' | tr '\n' ' '; echo;
   python3 -c "import torch, numpy; print('torch', torch.__version__, 'numpy', numpy.__version__)";
-  git log -1 --format='commit %h %s' 2>/dev/null; } > "$OUTDIR/machine.txt" 2>&1
+} > "$OUTDIR/machine.txt" 2>&1
 for s in $STEPS; do
   echo "== $s ($(( $(date +%s) - T0 )) s)"
   case $s in

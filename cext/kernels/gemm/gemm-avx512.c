@@ -50,11 +50,50 @@ TGT static void ukr_avx512(int64_t kcp, const void *a_, const void *b_, float *c
     ROW_STORE(6) ROW_STORE(7) ROW_STORE(8) ROW_STORE(9) ROW_STORE(10) ROW_STORE(11)
 }
 
+/* The same tile with A read in place: fp32 row i at a + i * rsa (rows past `rows` repeat row
+ * 0; their results are not kept), as the AVX2 kernel's in-place path. */
+#define ROW_PTR(i) const float *a##i = a + (rows > (i) ? (i) * rsa : 0);
+#define ROW_FMA_U(i)                                                                     \
+    do {                                                                                 \
+        __m512 ai = _mm512_set1_ps(a##i[k]);                                             \
+        c##i##0 = _mm512_fmadd_ps(ai, b0, c##i##0);                                      \
+        c##i##1 = _mm512_fmadd_ps(ai, b1, c##i##1);                                      \
+    } while (0)
+
+TGT static void ukr_avx512_rows(int64_t kcp, const void *a_, int64_t rsa, int64_t rows,
+                                const void *b_, float *c, int64_t ldc, int load_c) {
+    const float *a = (const float *)a_, *b = (const float *)b_;
+    ROW_PTR(0) ROW_PTR(1) ROW_PTR(2) ROW_PTR(3) ROW_PTR(4) ROW_PTR(5)
+    ROW_PTR(6) ROW_PTR(7) ROW_PTR(8) ROW_PTR(9) ROW_PTR(10) ROW_PTR(11)
+    ROW_LOAD(0) ROW_LOAD(1) ROW_LOAD(2) ROW_LOAD(3) ROW_LOAD(4) ROW_LOAD(5)
+    ROW_LOAD(6) ROW_LOAD(7) ROW_LOAD(8) ROW_LOAD(9) ROW_LOAD(10) ROW_LOAD(11)
+    for (int64_t k = 0; k < kcp; k++) {
+        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+        ROW_FMA_U(0);
+        ROW_FMA_U(1);
+        ROW_FMA_U(2);
+        ROW_FMA_U(3);
+        ROW_FMA_U(4);
+        ROW_FMA_U(5);
+        ROW_FMA_U(6);
+        ROW_FMA_U(7);
+        ROW_FMA_U(8);
+        ROW_FMA_U(9);
+        ROW_FMA_U(10);
+        ROW_FMA_U(11);
+        b += NR;
+    }
+    ROW_STORE(0) ROW_STORE(1) ROW_STORE(2) ROW_STORE(3) ROW_STORE(4) ROW_STORE(5)
+    ROW_STORE(6) ROW_STORE(7) ROW_STORE(8) ROW_STORE(9) ROW_STORE(10) ROW_STORE(11)
+}
+
 /* Packing is memory-bound: the AVX2 packers (8-wide transposes, exact bf16 widening) serve.
  * Blocking kc 384, mc 144: best of the sweep in benchmarks/kernels/gemm_blocking.c on an
- * Emerald Rapids Xeon (2026-11-28; 256/144 lost 5% on the 1024x64x576 shape). */
+ * Emerald Rapids Xeon (2026-11-28; 256/144 lost 5% on the 1024x64x576 shape).  In-place A up to
+ * N = 320, as on AVX2 (the decoder's attention and most of its Linear layers). */
 static d2ar__gemm_impl AVX512 = {D2AR_BACKEND_AVX512, MR, NR, 1, 384, 144, 2048, sizeof(float),
-                                 d2ar__pack_a_avx2, d2ar__pack_b_avx2, ukr_avx512};
+                                 d2ar__pack_a_avx2, d2ar__pack_b_avx2, ukr_avx512,
+                                 ukr_avx512_rows, 320, NULL};
 
 const d2ar__gemm_impl *d2ar__gemm_avx512(int dtype) {
     (void)dtype;
