@@ -15,8 +15,9 @@ from xr_d2ar.runtime.decoder import CextDecoder, decode_tiles
 __all__ = ["FASTER_THAN_TORCH", "CextDecoder", "decode_tiles", "preferred"]
 
 #: cext backends on which the runtime decoded at least as fast as torch on the same CPU, measured
-#: (``benchmarks/kernels/bench_decode.py``; BENCHMARKS.md section 4): AVX2, 1.38x on a 2-core AMD
-#: EPYC. AVX-512, AMX and SME hosts are not measured yet, so ``auto`` keeps torch there.
+#: (``benchmarks/kernels/bench_decode.py``; BENCHMARKS.md section 4): AVX2, 1.15-1.57x on a
+#: 2-core AMD EPYC.  Not AVX-512 (a Xeon: 0.93-1.07x on one core, 0.68-0.78x on 16); SME hosts
+#: are not measured, so ``auto`` keeps torch there.
 FASTER_THAN_TORCH = ("avx2",)
 
 
