@@ -19,7 +19,7 @@ __all__ = ["register"]
 
 _OPTIONS = ("preset", "name", "vae_steps", "flow_steps", "batch_size", "vae_lr", "flow_lr", "holdout",
             "capacity", "tiles_per_area", "seed", "ckpt_every", "vae_minutes", "flow_minutes", "cloud_weight",
-            "flow_weight_decay", "init_from")
+            "flow_weight_decay", "init_from", "refresh_every")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

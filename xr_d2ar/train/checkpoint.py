@@ -1,13 +1,13 @@
 """Resumable training checkpoints: ``<dir>/ckpt.safetensors`` + ``<dir>/ckpt.json``, no pickle.
 
 Tensors: ``model.*`` (all weights and buffers), ``ema.*`` (EMA of the stage's parameters),
-``opt.<i>.<key>`` (AdamW state of parameter i), ``rng.torch``. JSON: ``format_version``, ``stage``,
-``step``, the optimizer's ``param_groups``, the run config and the sha256 of the tensors file.
+``opt.<i>.<key>`` (AdamW state of parameter i). JSON: ``format_version``, ``stage``, ``step``, the
+optimizer's ``param_groups``, the run config and the sha256 of the tensors file.
 Each file is written to a temporary and renamed, tensors first: a crash between the two renames
 leaves a JSON that names other tensors, which :func:`load_checkpoint` refuses rather than resume
-from a mix. The tile sampler and the EQ-transform draws restart from their seeds on resume (the
-torch RNG state is restored).
-"""
+from a mix. No random state is stored: every training step seeds its own draws from (run seed,
+rank, stage, step), and a resumed run replays the tile bank's refreshes, so it continues as the
+uninterrupted run would have (:mod:`xr_d2ar.train.trainer`)."""
 
 from __future__ import annotations
 
@@ -54,7 +54,6 @@ def save_checkpoint(
         tensors[f"ema.{k}"] = v.detach().cpu().contiguous()
     opt_t, groups = _opt_tensors(opt)
     tensors.update(opt_t)
-    tensors["rng.torch"] = torch.get_rng_state()
     meta = {"format_version": CKPT_FORMAT, "stage": stage, "step": step, "param_groups": groups, **extra}
     tmp = out / "ckpt.safetensors.tmp"
     save_file(tensors, str(tmp))

@@ -255,17 +255,18 @@ class TileBank:
         self.device = torch.device(device)
         self.rng = np.random.default_rng(seed)
         self.n_bands = max(s.n_bands for s in self.sources)
-        self._stream = self._images()
+        self._stream = self._images(np.random.default_rng([seed, 1]))
         self._fill()
 
-    def _images(self) -> Iterator[tuple[int, int]]:
-        """Endless stream of (source, time) pairs, reshuffled each pass."""
+    def _images(self, order: np.random.Generator) -> Iterator[tuple[int, int]]:
+        """Endless stream of (source, time) pairs, reshuffled each pass by its own generator
+        (so the images a refresh reads depend only on how many were read before)."""
         pairs = [(s, i) for s, src in enumerate(self.sources) for i in range(src.n_times)]
         while True:
-            for j in self.rng.permutation(len(pairs)):
+            for j in order.permutation(len(pairs)):
                 yield pairs[j]
 
-    def _cut(self, s: int, i: int) -> dict[str, np.ndarray]:
+    def _cut(self, s: int, i: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         src, t, b = self.sources[s], self.tile, self.n_bands
         phys, clear = src.image(i)
         wl, bw = src.band_meta(i)
@@ -273,8 +274,8 @@ class TileBank:
         norm = normalise(phys[None], mean, std)[0]  # (B_src, y, x)
         oy, ox = src.origins()
         n = max(1, round(self.tiles_per_area * src.ny * src.nx / t**2))
-        iy = self.rng.integers(len(oy), size=n)
-        ix = self.rng.integers(len(ox), size=n)
+        iy = rng.integers(len(oy), size=n)
+        ix = rng.integers(len(ox), size=n)
         pad_y = oy[-1] + t - src.ny
         pad_x = ox[-1] + t - src.nx
         widths = ((0, 0), (0, max(pad_y, 0)), (0, max(pad_x, 0)))
@@ -317,7 +318,7 @@ class TileBank:
         parts: list[dict[str, np.ndarray]] = []
         count = 0
         for _ in range(n_images):
-            part = self._cut(*next(self._stream))
+            part = self._cut(*next(self._stream), self.rng)
             parts.append(part)
             count += len(part["x"])
             if count >= self.capacity:
@@ -331,11 +332,13 @@ class TileBank:
         self.by_source = [np.flatnonzero(src == s) for s in range(len(self.sources))]
         self.by_source = [ix for ix in self.by_source if ix.size]
 
-    def refresh(self, n_images: int = 1) -> None:
-        """Replace random tiles with tiles cut from the next ``n_images`` images of the stream."""
+    def refresh(self, n_images: int = 1, rng: np.random.Generator | None = None) -> None:
+        """Replace random tiles with tiles cut from the next ``n_images`` images of the stream;
+        ``rng`` draws the windows and the slots (the bank's own generator by default)."""
+        rng = self.rng if rng is None else rng
         for _ in range(n_images):
-            part = self._cut(*next(self._stream))
-            slots = self.rng.choice(len(self.tensors["x"]), size=len(part["x"]), replace=False)
+            part = self._cut(*next(self._stream), rng)
+            slots = rng.choice(len(self.tensors["x"]), size=len(part["x"]), replace=False)
             slot_t = torch.from_numpy(slots).to(self.device)
             for k, v in part.items():
                 self.tensors[k][slot_t] = torch.from_numpy(v).to(self.device)
@@ -344,10 +347,12 @@ class TileBank:
     def __len__(self) -> int:
         return len(self.tensors["x"])
 
-    def sample(self, n: int) -> np.ndarray:
-        """Indices of n tiles: a uniform source, then a uniform tile of that source."""
-        which = self.rng.integers(len(self.by_source), size=n)
-        return np.array([self.by_source[w][self.rng.integers(self.by_source[w].size)] for w in which])
+    def sample(self, n: int, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Indices of n tiles: a uniform source, then a uniform tile of that source (drawn with
+        ``rng``, the bank's own generator by default)."""
+        rng = self.rng if rng is None else rng
+        which = rng.integers(len(self.by_source), size=n)
+        return np.array([self.by_source[w][rng.integers(self.by_source[w].size)] for w in which])
 
     def batch(self, index: np.ndarray | torch.Tensor) -> Batch:
         """Gather tiles by bank index into a :class:`Batch`."""

@@ -97,7 +97,7 @@ def run_stage(
     batch_size: int = 1,
     progress: bool = True,
     finalise: Callable[[dict[str, torch.Tensor]], None] | None = None,
-) -> None:
+) -> int:
     """Train ``params`` of ``objective`` for ``spec.steps`` steps.
 
     ``next_args(step)`` returns the objective's positional arguments for one step. Checkpoints (rank 0)
@@ -105,7 +105,8 @@ def run_stage(
     of this stage) resumes the optimizer and EMA at ``start_step`` (``start_elapsed`` seconds in). The wall clock (``spec.minutes``)
     is read at log steps only, averaged over processes, so every process sees the same learning rate
     and stops at the same step. ``finalise(ema)`` runs at the end,
-    before the last checkpoint (e.g. to copy the EMA into the weights).
+    before the last checkpoint (e.g. to copy the EMA into the weights). Returns the number of steps
+    the stage ran, counting those before ``start_step``.
     """
     model = rt.wrap(objective)
     names = list(params)
@@ -165,3 +166,4 @@ def run_stage(
     if rt.is_main:
         save_checkpoint(ckpt_dir, model=ckpt_model, ema=ema, opt=opt, stage=spec.name, step=step + 1,
                         extra=ckpt_extra | {"stage_done": True, "elapsed_s": t_prev + time.perf_counter() - t0})
+    return step + 1

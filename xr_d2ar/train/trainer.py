@@ -193,6 +193,21 @@ def _bands(sources: Sequence[CubeSource]) -> list[dict[str, Any]]:
     return [seen[k] for k in sorted(seen)]
 
 
+def _step_rng(seed: int, rank: int, what: str, step: int) -> np.random.Generator:
+    """The generator of one step's draws of one kind: a function of (run seed, process rank,
+    kind, step) only, so a resumed run draws what the uninterrupted one would have drawn."""
+    key = int.from_bytes(what.encode()[:8].ljust(8, b"\0"), "little")
+    return np.random.default_rng([seed, rank, key, step])
+
+
+def _step_draws(seed: int, rank: int, stage: str, step: int) -> np.random.Generator:
+    """Seed torch (CPU and every GPU: noise, flow times, token dropout, dihedral draws) for
+    ``step`` of ``stage`` and return the numpy generator of the step's tile and EQ draws."""
+    g = _step_rng(seed, rank, stage, step)
+    torch.manual_seed(int(g.integers(2**63 - 1)))
+    return g
+
+
 def _seeded_loss(objective: torch.nn.Module, args: tuple, rt: Runtime, seed: int) -> float:
     devices = [rt.device] if rt.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices), torch.no_grad(), rt.autocast():
@@ -362,21 +377,28 @@ def _train(
         start[meta["stage"]] = int(meta["step"])
         elapsed[meta["stage"]] = float(meta.get("elapsed_s", 0.0))
         restore = (meta["stage"], tensors, meta["param_groups"])
-        torch.set_rng_state(tensors["rng.torch"])
-    rng = np.random.default_rng(tc.seed + 7 * rt.rank)
     cf = rt.compile_fn()
 
-    def refresh(step: int) -> None:
+    def refresh(stage: str, step: int) -> None:
         if tc.refresh_every and step and step % tc.refresh_every == 0:
-            bank.refresh()
+            bank.refresh(rng=_step_rng(tc.seed, rt.rank, f"refresh-{stage}", step))
+
+    # a resumed run first brings the bank to where the interrupted one was at its checkpoint
+    ran = dict(start)
+    if ckpt is not None and ckpt[1]["stage"] == "flow":
+        ran["vae"] = int(ckpt[1].get("vae_steps_run", tc.vae_steps))
+    for stage, upto in ran.items():
+        for step in range(1, upto):
+            refresh(stage, step)
 
     # ---- stage 1: EQ-VAE
     vae_obj = VaeObjective(net, kl_weight=tc.kl_weight, compile_fn=cf)
     if not stage_done["vae"]:
         def vae_args(step: int) -> tuple:
-            refresh(step)
-            eq = int(rng.integers(1, N_EQ_TRANSFORMS)) if rng.random() < tc.p_eq else 0
-            return _batch_args(bank, bank.sample(tc.batch_size), flow=False) + (eq,)
+            refresh("vae", step)
+            g = _step_draws(tc.seed, rt.rank, "vae", step)
+            eq = int(g.integers(1, N_EQ_TRANSFORMS)) if g.random() < tc.p_eq else 0
+            return _batch_args(bank, bank.sample(tc.batch_size, g), flow=False) + (eq,)
 
         val_args = _batch_args(val_bank, val_index, flow=False) + (0,)
         spec = StageSpec("vae", tc.vae_steps, tc.vae_lr, warmup=tc.warmup, minutes=tc.vae_minutes)
@@ -387,7 +409,7 @@ def _train(
             _copy_ema(params, ema)
             _latent_stats(net, bank, rt, tc.batch_size)
 
-        run_stage(
+        ran["vae"] = run_stage(
             spec, vae_obj, params, vae_args, rt, log=log, ckpt_dir=out / "checkpoint", ckpt_model=net,
             ckpt_extra=extra, start_step=start["vae"], start_elapsed=elapsed["vae"], restore=r[1] if r else None,
             restore_groups=r[2] if r else None, ckpt_every=tc.ckpt_every, log_every=tc.log_every,
@@ -400,9 +422,11 @@ def _train(
     flow_obj = FlowObjective(net, compile_fn=cf)
 
     def flow_args(step: int) -> tuple:
-        refresh(step)
-        return _batch_args(bank, bank.sample(tc.batch_size), flow=True)
+        refresh("flow", step)
+        g = _step_draws(tc.seed, rt.rank, "flow", step)
+        return _batch_args(bank, bank.sample(tc.batch_size, g), flow=True)
 
+    extra["vae_steps_run"] = ran["vae"]  # for the bank's replay when the flow stage resumes
     val_flow = _batch_args(val_bank, val_index, flow=True)
     params = {f"encoder.{n}": p for n, p in net.encoder.named_parameters()}
     params |= {f"flow.{n}": p for n, p in net.flow.named_parameters()}
