@@ -14,6 +14,7 @@ import platform
 import sys
 import time
 import warnings
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -196,8 +197,7 @@ def _bands(sources: Sequence[CubeSource]) -> list[dict[str, Any]]:
 def _step_rng(seed: int, rank: int, what: str, step: int) -> np.random.Generator:
     """The generator of one step's draws of one kind: a function of (run seed, process rank,
     kind, step) only, so a resumed run draws what the uninterrupted one would have drawn."""
-    key = int.from_bytes(what.encode()[:8].ljust(8, b"\0"), "little")
-    return np.random.default_rng([seed, rank, key, step])
+    return np.random.default_rng([seed, rank, zlib.crc32(what.encode()), step])
 
 
 def _step_draws(seed: int, rank: int, stage: str, step: int) -> np.random.Generator:
