@@ -15,6 +15,7 @@ from xr_d2ar.model.token_model import fit_token_model
 from xr_d2ar.train import TrainConfig, train
 from xr_d2ar.train.checkpoint import load_checkpoint, restore_optimizer, save_checkpoint
 from xr_d2ar.train.data import TileBank, load_pack, pack
+from xr_d2ar.train.loop import MetricsLog, StageSpec, run_stage
 from xr_d2ar.train.objectives import FlowObjective, VaeObjective
 from xr_d2ar.train.runtime import setup_runtime
 from xr_d2ar.train.trainer import _batch_args, _fit_normalisation, split_sources
@@ -125,6 +126,32 @@ def test_checkpoint_round_trip_restores_optimizer(tmp_path):
     for s1, s2 in zip(opt.state.values(), opt2.state.values()):
         for key in s1:
             assert torch.equal(torch.as_tensor(s1[key]), torch.as_tensor(s2[key]))
+
+
+class _Square(torch.nn.Module):
+    """A one-parameter objective: loss = w**2."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.ones(1))
+
+    def forward(self) -> tuple[torch.Tensor, dict]:
+        return (self.w**2).sum(), {}
+
+
+@pytest.mark.parametrize("start", [0, 3, 5, 9])
+def test_run_stage_counts_steps_run(start, tmp_path):
+    """A stage resumed at or past its step budget runs nothing and reports the steps done before it:
+    the trainer replays the tile bank from this count."""
+    obj = _Square()
+    calls = []
+    spec = StageSpec("vae", steps=5, lr=1e-2, warmup=1)
+    n = run_stage(spec, obj, dict(obj.named_parameters()), lambda step: calls.append(step) or (),
+                  setup_runtime("cpu"), log=MetricsLog(tmp_path), ckpt_dir=tmp_path, ckpt_model=obj,
+                  ckpt_extra={}, start_step=start, progress=False)
+    assert calls == list(range(start, 5))
+    assert n == max(start, 5)
+    assert load_checkpoint(tmp_path)[1]["step"] == n
 
 
 def test_interrupted_run_resumes_exactly(flanders, cbers, tmp_path, monkeypatch):

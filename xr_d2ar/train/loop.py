@@ -122,9 +122,10 @@ def run_stage(
     t0 = time.perf_counter()
     t_log, tiles = t0, 0
     losses: list[torch.Tensor] = []
-    step = start_step
+    n_run = start_step  # steps of this stage done so far, counting those before start_step
     elapsed = t_prev = start_elapsed
     for step in range(start_step, spec.steps):
+        n_run = step + 1
         for group in opt.param_groups:
             group["lr"] = spec.lr_at(step, elapsed)
         with rt.autocast():
@@ -164,6 +165,6 @@ def run_stage(
     if finalise is not None:
         finalise(ema)
     if rt.is_main:
-        save_checkpoint(ckpt_dir, model=ckpt_model, ema=ema, opt=opt, stage=spec.name, step=step + 1,
+        save_checkpoint(ckpt_dir, model=ckpt_model, ema=ema, opt=opt, stage=spec.name, step=n_run,
                         extra=ckpt_extra | {"stage_done": True, "elapsed_s": t_prev + time.perf_counter() - t0})
-    return step + 1
+    return n_run

@@ -386,7 +386,19 @@ def _train(
     # a resumed run first brings the bank to where the interrupted one was at its checkpoint
     ran = dict(start)
     if ckpt is not None and ckpt[1]["stage"] == "flow":
-        ran["vae"] = int(ckpt[1].get("vae_steps_run", tc.vae_steps))
+        if "vae_steps_run" in ckpt[1]:
+            ran["vae"] = int(ckpt[1]["vae_steps_run"])
+        elif tc.init_from:
+            ran["vae"] = 0  # the VAE came from init_from: no VAE step ran, no refresh to replay
+        else:
+            ran["vae"] = tc.vae_steps
+            warnings.warn(
+                "the checkpoint predates xr_d2ar's record of VAE steps run; assuming the full "
+                f"{tc.vae_steps}: if the VAE stage stopped early on its time budget, the resumed run's "
+                "tiles differ from the uninterrupted run's (training is still correct).",
+                UserWarning,
+                stacklevel=2,
+            )
     for stage, upto in ran.items():
         for step in range(1, upto):
             refresh(stage, step)
