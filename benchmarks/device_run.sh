@@ -10,6 +10,7 @@
 # Usage: bash benchmarks/device_run.sh OUTDIR [STEP ...]   (no STEP: all, in this order)
 #   build   cext in place (cffi API mode) + the C kernel tests (every backend vs the reference)
 #   sweep   AMX bf16 cache blocking / in-place A (benchmarks/kernels/gemm_blocking.c), 1 thread
+#   phases  AMX bf16 time by part: packing, micro-kernels, C (benchmarks/kernels/amx_phases.c)
 #   gemm    benchmarks/kernels/bench_gemm.py: every backend vs numpy (OpenBLAS) and torch (oneDNN)
 #   decode  benchmarks/kernels/bench_decode.py: cext vs torch decode of the shipped prior, 1 and
 #           16 threads
@@ -52,6 +53,9 @@ for s in $STEPS; do
       # the micro-kernel's step rate by where its operands come from (benchmarks/kernels/amx_step.c)
       gcc -O2 -std=gnu11 benchmarks/kernels/amx_step.c -o /tmp/amx_step &&
         taskset -c 2 /tmp/amx_step > "$OUTDIR/amx_step.txt" 2>&1; grep -E "order 0 pf 0" "$OUTDIR/amx_step.txt" ;;
+    phases)
+      $CC benchmarks/kernels/amx_phases.c cext/src/dispatch.c cext/kernels/*/*.c -lm -lpthread \
+        -o /tmp/amx_phases && taskset -c 2 /tmp/amx_phases 40 2>&1 | tee "$OUTDIR/amx_phases.txt" ;;
     gemm)
       env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE taskset -c 2 python3 \
         benchmarks/kernels/bench_gemm.py --budget 5 --repeats 8 --out "$OUTDIR/gemm" \

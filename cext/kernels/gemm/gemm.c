@@ -142,14 +142,8 @@ static void macro_block(const d2ar__gemm_impl *im, int64_t mc, int64_t nc, int64
             int64_t mm = mc - ir < mr ? mc - ir : mr;
             const char *a = ap + (size_t)(ir / mr) * a_panel;
             float *ct = c + ir * ldc + jr;
-            /* prefetch the next tile of C (read first when load_c, written last) */
-            int64_t ni = ir + mr < mc ? ir + mr : 0, nj = ir + mr < mc ? jr : jr + nr;
-            if (nj < nc) {
-                int64_t rows = mc - ni < mr ? mc - ni : mr, cols = nc - nj < nr ? nc - nj : nr;
-                for (int64_t i = 0; i < rows; i++)
-                    for (int64_t j = 0; j < cols; j += 16)
-                        __builtin_prefetch(c + (ni + i) * ldc + nj + j, 1, 3);
-            }
+            /* no software prefetch of the next C tile: it bought nothing on AVX2 / AVX-512 and
+             * cost AMX about 9% (benchmarks/kernels/amx_phases.c, BENCHMARKS.md section 6) */
             const char *arow = ar ? ar + (size_t)(ir * rsa) * im->elem : NULL;
             if (mm == mr && nn == nr) {
                 if (ar)
