@@ -18,7 +18,7 @@
 set -uo pipefail
 OUTDIR=${1:-runs/device}
 shift || true
-STEPS=${*:-build sweep gemm decode codec}
+STEPS=${*:-build sweep phases gemm decode codec}
 mkdir -p "$OUTDIR"
 export PYTHONUNBUFFERED=1
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
