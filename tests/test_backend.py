@@ -130,8 +130,8 @@ def test_store_size_matches_reported_ratio(path):
     assert sizes.source_bytes == layout.nbytes == cube(BOUCONNE, N_TIMES)["reflectance"].nbytes
     expected = sizes.source_bytes / layout.ratio  # what tokens_for_ratio budgeted
     coded = sizes.token_bytes - len(chunks) * payload.header_size(4)
-    # the token model's expected bits are averages over the training tiles: this forest's 4 x 4
-    # block residuals cost more (1.36x with the shipped prior, 2026-11-28); to_zarr warns past 1.1x
+    # the prior's token_bits are averages over held-out tiles of every training place: this
+    # forest's 4 x 4 block residuals cost more than average; to_zarr warns past 1.1x
     assert coded <= 1.5 * expected, (coded, expected)
     assert sizes.store_ratio < sizes.token_ratio
 

@@ -6,9 +6,10 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from conftest import needs_data
 
-from xr_d2ar.model import DEFAULT_PRIOR, load_model
+from xr_d2ar.model import DEFAULT_PRIOR, D2arModel, load_model
 from xr_d2ar.model.checkpoint import sha256_file
 
 
@@ -48,3 +49,40 @@ def test_shipped_prior_reconstructs_a_held_out_tile_as_recorded(prior):
     assert got["psnr"] == pytest.approx(want["psnr"], abs=0.25)
     if "psnr_clear" in want:
         assert got["psnr_clear"] == pytest.approx(want["psnr_clear"], abs=0.25)
+
+
+@needs_data
+def test_token_bits_are_what_new_dates_cost(prior, tmp_path):
+    """The rate ``compress(ratio=)`` plans with is measured on held-out dates: above the token model's
+    figure on rows of its training tiles, and recording it rewrites the JSON only."""
+    import shutil
+
+    from xr_d2ar.train.evaluate import heldout_token_bits, record_token_bits
+
+    record = prior.config["metrics"]["token_bits"]
+    assert np.sum(prior.token_bits) == pytest.approx(record["held_out_total"])
+    assert record["held_out_total"] > 1.1 * record["training_rows_total"]
+    names = ["worldcereal_flanders_b_s2"]
+    for suffix in (".safetensors", ".json"):
+        shutil.copy(DEFAULT_PRIOR.with_suffix(suffix), tmp_path / f"p{suffix}")
+    copy = D2arModel.from_file(tmp_path / "p.safetensors", device=torch.device("cpu"))  # not the cached prior
+    held = record_token_bits(copy, tmp_path / "p.json", names)
+    assert held["cubes"] == names and held["n_tiles"] > 0
+    np.testing.assert_array_equal(copy.token_bits, held["bits"])
+    again = D2arModel.from_file(tmp_path / "p.safetensors", device=torch.device("cpu"))
+    assert again.sha256 == prior.sha256
+    np.testing.assert_array_equal(again.token_bits, held["bits"])
+    assert not np.array_equal(prior.token_bits, held["bits"])  # the shipped prior is untouched
+    assert again.config["metrics"]["token_bits"]["training_rows_total"] == record["training_rows_total"]
+    assert held == heldout_token_bits(again, names)
+
+
+@needs_data
+def test_compress_meets_the_asked_ratio_on_new_dates(tmp_path):
+    """Held-out dates of a training place, compressed for 1000x without ``exact_ratio``: the tokens
+    land near 1000x on disk (743x when the rate came from training rows)."""
+    from xr_d2ar import datasets
+
+    _, held = datasets.split_time(datasets.open("worldcereal_flanders_a_s2"), holdout=0.2)
+    sizes = held.d2ar.compress(ratio=1000).d2ar.to_zarr(tmp_path / "s.zarr", progress=False)
+    assert 950 <= sizes.token_ratio <= 1200

@@ -235,8 +235,9 @@ class _D2arBase:
             Target ratio of source bytes to token bytes (default 1000); picks the tokens per tile
             from the prior's token model (``D2arModel.tokens_for_ratio``), counting the cube's own
             pixels only (tiles padded at the far edges get no extra budget). It is a target: the
-            token model's expected bits come from the prior's training data, and tokens of new
-            data can cost more (the demo cube: 743x for 1000x). ``to_zarr`` returns the achieved
+            expected bits per token were measured on held-out dates of the prior's training
+            places (the demo cube: 1038x for 1000x), and tokens of other places can cost more or
+            less. ``to_zarr`` returns the achieved
             ratio, measured on disk; ``d2ar info`` prints it. See ``exact_ratio``.
         tokens : int, optional
             Tokens per tile instead of ``ratio`` (0 = the prior's climatology only).

@@ -6,7 +6,8 @@ as trained (the encoder still computes its ``K - S`` learned tokens; fewer are k
 are copied as they are, the architecture fields given by ``--set`` are changed, and the token model
 (frequency tables and held-out bits per position) is fitted again, exactly as stage 3 of training
 does, on the tokens of the same training tiles (the tile bank is rebuilt from the pack with the
-training run's own options and seed).
+training run's own options and seed). Then measure what the tokens of held-out dates cost, the
+rate ``compress(ratio=)`` plans with: ``python -m xr_d2ar.train.evaluate --prior OUT --token-bits``.
 
     python benchmarks/gpu/refit_token_model.py --prior runs/gpu/run/d2ar-default.safetensors \
         --pack .gpu/pack --set stat_grid=2 --out runs/refit/d2ar-default
@@ -64,7 +65,8 @@ def main() -> int:
     config = dict(config)
     config["architecture"] = cfg.to_dict()
     config["token_bits"] = [float(b) for b in bits]
-    config["metrics"] = dict(config.get("metrics", {}), token_bits_total=float(bits.sum()), n_train_tiles=len(bank))
+    config["metrics"] = dict(config.get("metrics", {}), token_bits={"training_rows_total": float(bits.sum())},
+                             n_train_tiles=len(bank))
     config["metrics"].pop("held_out", None)
     config["metrics"].pop("check", None)
     config["refit"] = {"from_sha256": sha, "set": args.set, "n_tiles": len(bank), "wall_s": time.time() - t0,

@@ -190,9 +190,10 @@ class D2arModel:
 
         ``original = n_bands * T * T * itemsize`` bytes per tile; k is the largest prefix whose
         expected entropy-coded size ``sum(token_bits[:k]) / 8`` fits ``original / ratio``
-        (0 = climatology only). ``token_bits`` is the held-out cross-entropy of the token model,
-        so real sizes match on average; entropy-coder framing and per-image conditioning (date,
-        sensor) are the store's and are not in this budget.
+        (0 = climatology only). ``token_bits`` is the cross-entropy of the token model on tokens
+        of the held-out dates of the prior's training places (what new observations cost), so
+        real sizes match on average there; entropy-coder framing and per-image conditioning
+        (date, sensor) are the store's and are not in this budget.
         """
         if n_bands < 1 or itemsize < 1:
             raise ValueError(f"n_bands and itemsize must be >= 1. Got {n_bands}, {itemsize} instead.")

@@ -40,7 +40,9 @@ __all__ = [
     "check_tile",
     "evaluate_cube",
     "evaluate_prior",
+    "heldout_token_bits",
     "record_in_prior",
+    "record_token_bits",
     "summary_markdown",
     "to_markdown",
 ]
@@ -189,6 +191,60 @@ def check_tile(model: Any, *, tokens: int, cube: str = "worldcereal_flanders_a_s
 
 def _first(meta: dict[str, Any]) -> dict[str, Any]:
     return {k: (v if k in ("wavelength", "bandwidth") else v[:1]) for k, v in meta.items()}
+
+
+def heldout_token_bits(model: Any, names: Sequence[str] | None = None, *, holdout: float = 0.2) -> dict[str, Any]:
+    """What the tokens of new observations cost: code length per token position (bits, ``(K,)``)
+    of every tile of the held-out dates of the sample cubes with two or more dates (default: all),
+    under the prior's token model.
+
+    The token model's own ``bits`` are measured on rows of its training tiles, whose dates it
+    has seen; tokens of later dates cost more (about 1.25x on the sample cubes), which is what
+    ``compress(ratio=)`` should plan with. Returns ``{"bits", "n_tiles", "cubes"}``.
+    """
+    from xr_d2ar import datasets
+    from xr_d2ar.datasets import split_time
+    from xr_d2ar.model.token_model import cross_entropy_bits
+
+    tokens, used = [], []
+    for name in names or datasets.available():
+        ds = datasets.open(name)
+        if ds.sizes["time"] < 2:
+            continue
+        _, held = split_time(ds, holdout=holdout)
+        cut = _tiles(model, held.load())
+        tokens.append(model.encode_tiles(cut["tiles"], n_tokens=model.n_tokens, **cut["meta"]))
+        used.append(name)
+    if not tokens:
+        raise ValueError("No cube with two or more dates: nothing is held out to measure token costs on.")
+    tokens = np.concatenate(tokens)
+    return {"bits": cross_entropy_bits(model.token_model, tokens).tolist(), "n_tiles": len(tokens), "cubes": used}
+
+
+def record_token_bits(model: Any, json_path: str | Path, names: Sequence[str] | None = None) -> dict[str, Any]:
+    """Set the prior's ``token_bits`` (the rate ``tokens_for_ratio`` plans with) to
+    :func:`heldout_token_bits`, keeping the training-row figure under ``metrics.token_bits``.
+
+    Only the JSON changes: the weights and the token model's tables (and so the sha256, stored
+    tokens and decoded values) stay as they are. ``model`` (the prior of ``json_path``) takes the
+    new rate too; :func:`~xr_d2ar.model.load_model` caches priors by their weights, so another
+    loaded copy of the same weights keeps the old rate until the process restarts.
+    """
+    path = Path(json_path)
+    config = json.loads(path.read_text())
+    held = heldout_token_bits(model, names)
+    config["metrics"].pop("token_bits_total", None)  # the name before held-out figures were kept
+    before = config["metrics"].get("token_bits", {}).get("training_rows_total", float(np.sum(config["token_bits"])))
+    config["token_bits"] = held["bits"]
+    config["metrics"]["token_bits"] = {
+        "source": f"held-out dates of {len(held['cubes'])} sample cubes ({held['n_tiles']} tiles)",
+        "cubes": held["cubes"], "held_out_total": float(np.sum(held["bits"])), "training_rows_total": before,
+        "command": "python -m xr_d2ar.train.evaluate --token-bits",
+    }
+    path.write_text(json.dumps(config, indent=1, sort_keys=True) + "\n")
+    model.token_bits = np.asarray(held["bits"], np.float64)
+    model.config["token_bits"] = held["bits"]
+    return held
 
 
 def record_in_prior(result: dict[str, Any], model: Any, json_path: str | Path) -> None:
@@ -340,8 +396,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--record", action="store_true", help="also record the results in the prior's JSON")
     ap.add_argument("--render", action="store_true",
                     help="only re-write the Markdown tables from an existing <out>.json")
+    ap.add_argument("--token-bits", action="store_true",
+                    help="only measure what tokens of the held-out dates cost and record it as the "
+                         "prior's token_bits (what compress(ratio=) plans with)")
     args = ap.parse_args(argv)
     out = Path(args.out)
+    if args.token_bits:
+        from xr_d2ar.model.api import DEFAULT_PRIOR
+        from xr_d2ar.model.checkpoint import prior_paths
+
+        model = load_model(args.prior, device="cpu")
+        held = record_token_bits(model, prior_paths(args.prior or DEFAULT_PRIOR)[1], args.cubes)
+        print(f"token_bits of {model.name}: {sum(held['bits']):.1f} bits for all {model.n_tokens} tokens, "
+              f"measured on {held['n_tiles']} held-out tiles of {', '.join(held['cubes'])}")
+        return 0
     if args.render:
         result = json.loads(out.with_suffix(".json").read_text())
     else:

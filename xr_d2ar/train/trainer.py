@@ -30,7 +30,7 @@ from xr_d2ar.model.checkpoint import read_prior, save_prior
 from xr_d2ar.model.config import ModelConfig, preset
 from xr_d2ar.model.net import D2arNet
 from xr_d2ar.model.normalise import fit_stats
-from xr_d2ar.model.token_model import fit_token_model
+from xr_d2ar.model.token_model import cross_entropy_bits, fit_token_model
 from xr_d2ar.train.checkpoint import load_checkpoint
 from xr_d2ar.train.data import CubeSource, TileBank
 from xr_d2ar.train.loop import MetricsLog, StageSpec, run_stage
@@ -460,6 +460,11 @@ def _train(
     net.eval()
     tokens = _tokens_of_bank(net, bank, rt, tc.batch_size)
     freq, bits = fit_token_model(tokens, cfg.codebook_size, seed=tc.seed)
+    token_bits = {"training_rows_total": float(bits.sum())}
+    if held:  # what tokens of new dates cost (more than rows of the training dates): the rate to plan with
+        held_bank = TileBank(held, tiles_per_area=tc.tiles_per_area, capacity=tc.capacity, seed=tc.seed + 2, **bank_kw)
+        bits = cross_entropy_bits(freq, _tokens_of_bank(net, held_bank, rt, tc.batch_size))
+        token_bits |= {"source": f"held-out dates ({len(held_bank)} tiles)", "held_out_total": float(bits.sum())}
     final = {r["stage"]: r for r in log.rows if r.get("step")}
     config = {
         "name": tc.name,
@@ -475,7 +480,7 @@ def _train(
             "val_loss": {s: _seeded_loss(o, a, rt, 0) for s, o, a in (
                 ("vae", vae_obj, _batch_args(val_bank, val_index, flow=False) + (0,)),
                 ("flow", flow_obj, val_flow))},
-            "token_bits_total": float(bits.sum()),
+            "token_bits": token_bits,
             "n_train_tiles": len(bank),
         },
         "training": {
