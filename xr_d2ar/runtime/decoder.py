@@ -161,7 +161,7 @@ class CextDecoder:
 
     def decode_tiles(self, tokens: np.ndarray, *, wavelength: Any, bandwidth: Any, lat: Any,
                      lon: Any, time: Any, sensor: Any, tile_index: np.ndarray, seed: int = 0,
-                     steps: int = 8, solver: str = "euler", batch: int = 8,
+                     steps: int = 8, solver: str = "euler", batch: int | None = None,
                      threads: int | None = None) -> np.ndarray:
         """Same contract as ``D2arModel.decode_tiles``, decoded on cext.
 
@@ -171,8 +171,9 @@ class CextDecoder:
             (N, k) int tokens, ``k <= K``.
         wavelength, bandwidth, lat, lon, time, sensor, tile_index, seed, steps, solver
             As for ``D2arModel.decode_tiles``.
-        batch : int
-            Tiles per work item; results do not depend on it.
+        batch : int, optional
+            Tiles per work item (default: 8, or fewer so that every thread has one); results do
+            not depend on it.
         threads : int, optional
             Worker threads over batches (default: CPU count); results do not depend on it.
 
@@ -214,8 +215,11 @@ class CextDecoder:
             return self.decode_batch(tok[sl], geo[sl], date[sl], sens[sl], emb, noise,
                                      steps=int(steps), solver=solver)
 
+        workers = threads or os.cpu_count() or 1
+        if batch is None:
+            batch = max(1, min(8, -(-n // workers)))
         starts = range(0, n, max(int(batch), 1))
-        with ThreadPoolExecutor(max_workers=threads or os.cpu_count() or 1) as pool:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
             parts = list(pool.map(work, starts))
         out = (np.concatenate(parts) if parts
                else np.empty((0, wl.size, model.tile_size, model.tile_size), np.float32))
