@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from xr_d2ar import datasets, kernels, runtime
 from xr_d2ar.errors import DataNotFoundError, ModelMismatchError
@@ -113,8 +114,15 @@ def test_auto_engine_uses_cext_only_where_it_was_measured_faster(monkeypatch) ->
     assert isinstance(chosen, functools.partial) is here  # the runtime, or model.decode_tiles
     assert parallel._decoder(model, "torch") == model.decode_tiles
     assert not runtime.preferred(types.SimpleNamespace(device="cuda:0"))  # GPU models: torch
-    monkeypatch.setattr(kernels, "backend", lambda: "avx512")  # not measured: torch
-    assert not runtime.preferred(model)
+    monkeypatch.setattr(kernels, "backend", lambda: "avx512")  # faster from 4 tiles per torch thread
+    enough = runtime.FASTER_FROM_TILES_PER_THREAD["avx512"] * torch.get_num_threads()
+    assert runtime.preferred(model, enough) and not runtime.preferred(model, enough - 1)
+    assert not runtime.preferred(model)  # the work unknown: torch
+    assert isinstance(parallel._decoder(model, "auto", enough), functools.partial)
+    monkeypatch.setattr(runtime.os, "cpu_count", lambda: 1)  # one core: parity, torch stays
+    assert not runtime.preferred(model, 10 * enough)
+    monkeypatch.setattr(kernels, "backend", lambda: "sme")  # not measured: torch
+    assert not runtime.preferred(model, 10 * enough)
 
     def missing() -> str:
         raise KernelError("The compiled kernel library xr_d2ar.kernels._cext is not built.")

@@ -272,9 +272,9 @@ def decode_tiles(
     ``(nt, B, R, C, T, T)`` (nodata not applied).
     """
     model = spec.model.load()
-    decode = _decoder(model, spec.engine)
-    solver = model.config.get("decode", {}).get("solver", "euler")
     nt, rows, cols, k = tokens.shape
+    decode = _decoder(model, spec.engine, min(nt * rows * cols, spec.batch()))
+    solver = model.config.get("decode", {}).get("solver", "euler")
     flat = tokens.reshape(nt * rows * cols, k)
     index = tile_index.reshape(-1).astype(np.int64)
     out = np.empty(
@@ -288,12 +288,13 @@ def decode_tiles(
     return unflatten_tiles(out, nt, rows, cols)
 
 
-def _decoder(model: D2arModel, engine: str) -> Callable[..., np.ndarray]:
+def _decoder(model: D2arModel, engine: str, n_tiles: int | None = None) -> Callable[..., np.ndarray]:
     """``model.decode_tiles`` (torch) or its cext twin (CPU runtime); ``"auto"`` picks the cext
-    runtime for a model on a CPU where it is the faster (:func:`xr_d2ar.runtime.preferred`)."""
+    runtime for a model on a CPU where it is the faster for calls of ``n_tiles`` tiles
+    (:func:`xr_d2ar.runtime.preferred`)."""
     from xr_d2ar import runtime
 
-    if engine == "cext" or (engine == "auto" and runtime.preferred(model)):
+    if engine == "cext" or (engine == "auto" and runtime.preferred(model, n_tiles)):
         return functools.partial(runtime.decode_tiles, model)
     return model.decode_tiles
 
