@@ -75,6 +75,10 @@ def test_token_bits_are_what_new_dates_cost(prior, tmp_path):
     assert not np.array_equal(prior.token_bits, held["bits"])  # the shipped prior is untouched
     assert again.config["metrics"]["token_bits"]["training_rows_total"] == record["training_rows_total"]
     assert held == heldout_token_bits(again, names)
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"sha256": "0" * 64, "token_bits": [1.0], "metrics": {}}))
+    with pytest.raises(ValueError, match="belongs to weights 000000000000"):
+        record_token_bits(copy, other, names)
 
 
 @needs_data

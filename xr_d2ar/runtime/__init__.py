@@ -33,8 +33,10 @@ def preferred(model: Any, n_tiles: int | None = None) -> bool:
     per torch thread (``torch.get_num_threads()``) on a machine of two cores or more. False when
     the compiled kernels are missing or ``XR_D2AR_KERNELS`` is invalid: torch decodes then.
 
-    Decided in each process: on a cluster of mixed hosts, chunks may come from different engines
-    (within float32 rounding of each other); ``engine="cext"`` gives the same bits everywhere.
+    Decided in each process and, on AVX-512, for each call: on a cluster of mixed hosts, or for
+    small edge chunks or selections, tiles may come from different engines (within float32
+    rounding of each other, as torch's own batch sizes are); ``engine="cext"`` gives the same
+    bits everywhere.
     """
     if not str(getattr(model, "device", "cpu")).startswith("cpu"):
         return False
@@ -45,7 +47,8 @@ def preferred(model: Any, n_tiles: int | None = None) -> bool:
     if backend in FASTER_THAN_TORCH:
         return True
     per_thread = FASTER_FROM_TILES_PER_THREAD.get(backend)
-    if per_thread is None or n_tiles is None or (os.cpu_count() or 1) < 2:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if per_thread is None or n_tiles is None or cores < 2:
         return False
     import torch
 

@@ -392,13 +392,14 @@ def _train(
             ran["vae"] = 0  # the VAE came from init_from: no VAE step ran, no refresh to replay
         else:
             ran["vae"] = tc.vae_steps
-            warnings.warn(
-                "the checkpoint predates xr_d2ar's record of VAE steps run; assuming the full "
-                f"{tc.vae_steps}: if the VAE stage stopped early on its time budget, the resumed run's "
-                "tiles differ from the uninterrupted run's (training is still correct).",
-                UserWarning,
-                stacklevel=2,
-            )
+            if tc.refresh_every:  # without refreshes there is nothing to replay
+                warnings.warn(
+                    "the checkpoint predates xr_d2ar's record of VAE steps run; assuming the full "
+                    f"{tc.vae_steps}: if the VAE stage stopped early on its time budget, the resumed run's "
+                    "tiles differ from the uninterrupted run's (training is still correct).",
+                    UserWarning,
+                    stacklevel=2,
+                )
     for stage, upto in ran.items():
         for step in range(1, upto):
             refresh(stage, step)
