@@ -115,12 +115,12 @@ def test_auto_engine_uses_cext_only_where_it_was_measured_faster(monkeypatch) ->
     assert parallel._decoder(model, "torch") == model.decode_tiles
     assert not runtime.preferred(types.SimpleNamespace(device="cuda:0"))  # GPU models: torch
     monkeypatch.setattr(kernels, "backend", lambda: "avx512")  # faster from 4 tiles per torch thread
-    monkeypatch.setattr(runtime.os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
+    monkeypatch.setattr(runtime, "usable_cores", lambda: 16)  # on a machine of several cores
     enough = runtime.FASTER_FROM_TILES_PER_THREAD["avx512"] * torch.get_num_threads()
     assert runtime.preferred(model, enough) and not runtime.preferred(model, enough - 1)
     assert not runtime.preferred(model)  # the work unknown: torch
     assert isinstance(parallel._decoder(model, "auto", enough), functools.partial)
-    monkeypatch.setattr(runtime.os, "sched_getaffinity", lambda pid: {0}, raising=False)  # one core: torch
+    monkeypatch.setattr(runtime, "usable_cores", lambda: 1)  # one core: parity, torch stays
     assert not runtime.preferred(model, 10 * enough)
     monkeypatch.setattr(kernels, "backend", lambda: "sme")  # not measured: torch
     assert not runtime.preferred(model, 10 * enough)

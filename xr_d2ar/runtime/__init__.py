@@ -6,14 +6,16 @@ that is bit-identical across cext backends, batchings and thread counts.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from xr_d2ar import kernels
 from xr_d2ar.errors import KernelError
-from xr_d2ar.runtime.decoder import CextDecoder, decode_tiles
+from xr_d2ar.runtime.decoder import CextDecoder, decode_tiles, usable_cores
 
-__all__ = ["FASTER_FROM_TILES_PER_THREAD", "FASTER_THAN_TORCH", "CextDecoder", "decode_tiles", "preferred"]
+__all__ = [
+    "FASTER_FROM_TILES_PER_THREAD", "FASTER_THAN_TORCH", "CextDecoder", "decode_tiles", "preferred",
+    "usable_cores",
+]
 
 #: cext backends on which the runtime decoded at least as fast as torch on the same CPU whatever
 #: the work, measured (``benchmarks/kernels/bench_decode.py``; BENCHMARKS.md section 4): AVX2,
@@ -47,8 +49,7 @@ def preferred(model: Any, n_tiles: int | None = None) -> bool:
     if backend in FASTER_THAN_TORCH:
         return True
     per_thread = FASTER_FROM_TILES_PER_THREAD.get(backend)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    if per_thread is None or n_tiles is None or cores < 2:
+    if per_thread is None or n_tiles is None or usable_cores() < 2:
         return False
     import torch
 

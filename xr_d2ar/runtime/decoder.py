@@ -33,7 +33,13 @@ from xr_d2ar.runtime import nn
 if TYPE_CHECKING:
     from xr_d2ar.model.api import D2arModel
 
-__all__ = ["CextDecoder", "decode_tiles"]
+__all__ = ["CextDecoder", "decode_tiles", "usable_cores"]
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the OS reports it, e.g. a container's
+    limit), the runtime's default thread count."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 _T_FEATURES = 256  # width of the flow-time features (conditioning.py)
 
@@ -175,7 +181,8 @@ class CextDecoder:
             Tiles per work item (default: 8, or fewer so that every thread has one); results do
             not depend on it.
         threads : int, optional
-            Worker threads over batches (default: CPU count); results do not depend on it.
+            Worker threads over batches (default: :func:`usable_cores`); results do not depend
+            on it.
 
         Returns
         -------
@@ -215,7 +222,7 @@ class CextDecoder:
             return self.decode_batch(tok[sl], geo[sl], date[sl], sens[sl], emb, noise,
                                      steps=int(steps), solver=solver)
 
-        workers = threads or os.cpu_count() or 1
+        workers = threads or usable_cores()
         if batch is None:
             batch = max(1, min(8, -(-n // workers)))
         starts = range(0, n, max(int(batch), 1))
