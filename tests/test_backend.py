@@ -124,7 +124,7 @@ def test_store_size_matches_reported_ratio(path):
     sizes = store.store_sizes(path)
     files = [p for p in path.rglob("*") if p.is_file()]
     assert sizes.store_bytes == sum(p.stat().st_size for p in files)
-    chunks = [p for p in (path / "tokens").rglob("*") if p.is_file() and p.name[0] not in ".z"]
+    chunks = store.chunk_files(path / "tokens")
     assert sizes.token_bytes == sum(p.stat().st_size for p in chunks)
     layout = store.TokenLayout.from_attrs(xr.open_zarr(path, consolidated=False).attrs)
     assert sizes.source_bytes == layout.nbytes == cube(BOUCONNE, N_TIMES)["reflectance"].nbytes
@@ -134,6 +134,25 @@ def test_store_size_matches_reported_ratio(path):
     # forest's 4 x 4 block residuals cost more than average; to_zarr warns past 1.1x
     assert coded <= 1.5 * expected, (coded, expected)
     assert sizes.store_ratio < sizes.token_ratio
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_edge_chunks_cost_only_their_tiles(zarr_format):
+    """Chunks of 3 x 3 tiles on a 4 x 4 grid: Zarr pads the edge chunks with token 0, and the
+    payloads leave the padding out (each edge chunk costs its own tiles plus 8 bytes of extents)."""
+    path = token_store(BOUCONNE, N_TIMES, zarr_format, chunks=(("y", 192), ("x", 192)))
+    tokens = xr.open_zarr(path, consolidated=False)["tokens"]
+    assert tokens.encoding["chunks"][1:3] == (3, 3) and tokens.shape[1:3] == (4, 4)
+    values, total, edges = tokens.values, 0, 0
+    nt = tokens.encoding["chunks"][0]
+    for t in range(0, values.shape[0], nt):
+        for y0 in (0, 3):
+            for x0 in (0, 3):
+                block = np.ascontiguousarray(values[t : t + nt, y0 : y0 + 3, x0 : x0 + 3])
+                total += len(payload.encode(block, prior().token_model, prior().sha256))
+                edges += block.shape[1:3] != (3, 3)
+    sizes = store.store_sizes(path)
+    assert sizes.token_bytes == total + edges * 4 * 3  # version 2 headers: 3 extents of 4 bytes
 
 
 def _with_sha(path, tmp_path, sha: str, name: str):

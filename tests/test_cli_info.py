@@ -64,7 +64,7 @@ def test_missing_store_is_a_clear_error(tmp_path, capsys):
 def test_token_bits_counts_what_it_is_given():
     tokens = np.array([[0, 1], [0, 2], [0, 1], [0, 2]])
     table = np.ones((2, 4), np.uint32)
-    bits = token_bits(tokens, table, payload_bytes=1, n_chunks=0)
+    bits = token_bits(tokens, table, payload_bytes=1, header_bytes=0)
     assert bits["model"] == pytest.approx(2.0)  # uniform over 4 values
     assert bits["empirical"] == pytest.approx(0.5)  # position 0: 0 bits, position 1: 1 bit
     assert bits["coded_with_headers"] == pytest.approx(1.0)

@@ -64,8 +64,34 @@ def test_tokens_the_table_predicts_badly_are_coded_flat(table):
 
 def test_payload_is_self_describing(tokens, table):
     data = payload.encode(tokens, table, prior().sha256)
-    assert data[:4] == payload.MAGIC and data[4] == payload.FORMAT_VERSION
+    assert data[:4] == payload.MAGIC and data[4] == 1  # no trailing all-zero tile: version 1
     assert payload.read_header(data).offset == payload.header_size(tokens.ndim)
+
+
+def test_zarr_edge_padding_costs_nothing(tokens, table):
+    """An edge chunk as Zarr writes it (padded to the chunk shape with token 0) codes to the bytes
+    of its real tiles plus the extents: the padding is left out, and comes back as 0."""
+    sha = prior().sha256
+    padded = np.zeros((tokens.shape[0] + 1, tokens.shape[1] + 3, tokens.shape[2] + 2, tokens.shape[3]),
+                      tokens.dtype)
+    padded[: tokens.shape[0], : tokens.shape[1], : tokens.shape[2]] = tokens
+    data = payload.encode(padded, table, sha)
+    real = payload.encode(tokens, table, sha)
+    assert data[4] == payload.FORMAT_VERSION == 2
+    assert payload.read_header(data).extent == tokens.shape[:-1]
+    assert len(data) == len(real) + 4 * (tokens.ndim - 1)
+    assert payload.read_header(data).offset == payload.header_size(tokens.ndim, trimmed=True)
+    np.testing.assert_array_equal(payload.decode(data, table), padded)
+    inner = padded.copy()
+    inner[0, 0, 0] = 0  # an all-zero tile inside the coded block is coded like any other
+    np.testing.assert_array_equal(payload.decode(payload.encode(inner, table, sha), table), inner)
+    empty = np.zeros_like(padded)  # all padding
+    assert payload.read_header(payload.encode(empty, table, sha)).extent == (0, 0, 0)
+    np.testing.assert_array_equal(payload.decode(payload.encode(empty, table, sha), table), empty)
+    with pytest.raises(ValueError, match="exceeds shape"):
+        bad = bytearray(data)
+        bad[payload.header_size(4) - 4: payload.header_size(4)] = (99).to_bytes(4, "little")
+        payload.read_header(bytes(bad))
 
 
 def test_bad_payloads_raise_clear_errors(tokens, table):

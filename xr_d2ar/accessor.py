@@ -130,12 +130,17 @@ def _measured_prefix(
 
 def _coded_bytes(prior: D2arModel, tokens: np.ndarray, chunks: tuple[tuple[int, ...], ...]) -> int:
     """Bytes of the token payloads of ``tokens (time, n_ty, n_tx, k)`` stored in Dask ``chunks`` of
-    the first three dims (what the store's token codec writes)."""
+    the first three dims: what the store's token codec writes, edge chunks padded by Zarr to the
+    regular chunk shape with token 0."""
     edges = [np.cumsum((0, *c)) for c in chunks]
+    regular = tuple(c[0] for c in chunks)
     total = 0
     for idx in itertools.product(*(range(len(c)) for c in chunks)):
         sl = tuple(slice(e[i], e[i + 1]) for e, i in zip(edges, idx))
-        total += len(payload.encode(np.ascontiguousarray(tokens[sl]), prior.token_model, prior.sha256))
+        block = tokens[sl]
+        padded = np.zeros((*regular, block.shape[-1]), block.dtype)
+        padded[tuple(slice(0, n) for n in block.shape[:-1])] = block
+        total += len(payload.encode(padded, prior.token_model, prior.sha256))
     return total
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "StoreSizes",
     "TokenLayout",
     "build",
+    "chunk_files",
     "encoding",
     "restore",
     "store_sizes",
@@ -469,9 +470,10 @@ class StoreSizes:
         return self.source_bytes / max(self.store_bytes, 1)
 
 
-def _chunk_files(folder: Path) -> list[Path]:
+def chunk_files(folder: str | os.PathLike) -> list[Path]:
+    """The chunk files of one array of a local Zarr v2 or v3 store (its metadata files left out)."""
     meta = {"zarr.json", ".zarray", ".zattrs", ".zgroup", ".zmetadata"}
-    return [p for p in folder.rglob("*") if p.is_file() and p.name not in meta]
+    return [p for p in Path(folder).rglob("*") if p.is_file() and p.name not in meta]
 
 
 def store_sizes(path: str | os.PathLike) -> StoreSizes:
@@ -480,7 +482,7 @@ def store_sizes(path: str | os.PathLike) -> StoreSizes:
     attrs = _root_attrs(root)
     layout = TokenLayout.from_attrs(attrs)
     files = [p for p in root.rglob("*") if p.is_file()]
-    token_bytes = sum(p.stat().st_size for p in _chunk_files(root / TOKENS))
+    token_bytes = sum(p.stat().st_size for p in chunk_files(root / TOKENS))
     return StoreSizes(
         source_bytes=layout.nbytes,
         token_bytes=token_bytes,

@@ -13,7 +13,7 @@ __all__ = ["describe", "register", "run", "token_bits"]
 
 
 def token_bits(
-    tokens: np.ndarray, table: np.ndarray, payload_bytes: int, n_chunks: int
+    tokens: np.ndarray, table: np.ndarray, payload_bytes: int, header_bytes: int
 ) -> dict[str, float]:
     """Bits per token: as coded, ideal under the prior's token model, and this store's entropy.
 
@@ -25,8 +25,8 @@ def token_bits(
         The prior's token model ``(K, codebook_size)``.
     payload_bytes : int
         Bytes of the token chunk files.
-    n_chunks : int
-        Number of token chunks (each has one payload header).
+    header_bytes : int
+        Bytes of the payload headers in those files (one per chunk).
 
     Returns
     -------
@@ -48,14 +48,13 @@ def token_bits(
             "empirical": 0.0,
             "n_tokens": 0,
         }
-    header = payload.header_size(tokens.ndim)
     entropy = []
     for j in range(k):
         p = np.bincount(flat[:, j]) / flat.shape[0]
         p = p[p > 0]
         entropy.append(float(-(p * np.log2(p)).sum()))
     return {
-        "coded": 8.0 * (payload_bytes - header * n_chunks) / n,
+        "coded": 8.0 * (payload_bytes - header_bytes) / n,
         "coded_with_headers": 8.0 * payload_bytes / n,
         "model": payload.ideal_bits(flat, table) / n,
         "empirical": float(np.mean(entropy)),
@@ -99,7 +98,7 @@ def describe(path: str) -> dict[str, Any]:
     import zarr
 
     from xr_d2ar import store
-    from xr_d2ar.codecs import lookup
+    from xr_d2ar.codecs import lookup, payload
     from xr_d2ar.errors import ModelMismatchError
 
     root = Path(path)
@@ -154,8 +153,8 @@ def describe(path: str) -> dict[str, Any]:
         info["bits_per_token"] = {"note": str(exc)}
         return info
     array = zarr.open_array(root / store.TOKENS, mode="r")
-    n_chunks = int(np.prod(array.cdata_shape)) if array.size else 0
-    info["bits_per_token"] = token_bits(array[...], table, sizes.token_bytes, n_chunks)
+    headers = sum(payload.read_header(p.read_bytes()).offset for p in store.chunk_files(root / store.TOKENS))
+    info["bits_per_token"] = token_bits(array[...], table, sizes.token_bytes, headers)
     return info
 
 

@@ -10,8 +10,14 @@ Layout of one payload (all integers little-endian)::
     8       4          token dtype, numpy ``dtype.str`` padded with NUL (e.g. b"<i4\\0")
     12      32         sha256 of the prior whose token model coded the chunk (raw bytes)
     44      4 * ndim   shape, uint32 each; the last axis is the token position (coarse -> fine)
+    ..      4 * (ndim - 1)  version 2 only: the extent coded along each tile axis, uint32 each
     ..      4          number of ANS words W (uint32)
     ..      4 * W      ANS words (uint32)
+
+Version 2 codes only the block ``[:e_0, ..., :e_{ndim-2}]`` and leaves the tiles past it out:
+they are all token 0, which is what Zarr pads an edge chunk with (the token array's fill value),
+and decode gives them back as 0, so nothing is lost whatever they were. A chunk without trailing
+all-zero tiles is written as version 1 (the layout above without the extents), as before.
 
 Token ``j`` of every tile is coded with row ``j`` of the prior's integer frequency table
 ``token_model (K, codebook_size)``, so the payload is only decodable with the same table: the sha256
@@ -43,7 +49,7 @@ __all__ = [
 ]
 
 MAGIC = b"D2AT"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the newest written; 1 and 2 are read
 MODE_MODEL, MODE_FLAT = 0, 1
 _FIXED = struct.Struct("<4sBBH4s32s")  # magic, version, ndim, reserved, dtype, sha256
 _U32 = struct.Struct("<I")
@@ -60,13 +66,27 @@ class PayloadHeader(NamedTuple):
     dtype: np.dtype
     sha256: str
     shape: tuple[int, ...]
+    extent: tuple[int, ...]  # tiles coded along each tile axis (the shape's but for version 2)
     n_words: int
     offset: int  # byte offset of the first ANS word
 
 
-def header_size(ndim: int) -> int:
-    """Bytes of a payload header for a chunk of ``ndim`` dims."""
-    return _FIXED.size + 4 * ndim + _U32.size
+def header_size(ndim: int, *, trimmed: bool = False) -> int:
+    """Bytes of a payload header for a chunk of ``ndim`` dims (``trimmed``: a version 2 header,
+    written when trailing all-zero tiles, e.g. Zarr's padding of an edge chunk, are left out)."""
+    return _FIXED.size + 4 * ndim + 4 * (ndim - 1) * bool(trimmed) + _U32.size
+
+
+def _coded_extent(tokens: np.ndarray) -> tuple[int, ...]:
+    """Along each tile axis of ``tokens (..., k)``, 1 + the last index holding a tile with a
+    non-zero token (0 where every tile is all zeros)."""
+    live = np.any(tokens != 0, axis=-1)
+    extent = []
+    for axis in range(live.ndim):
+        along = np.any(live, axis=tuple(a for a in range(live.ndim) if a != axis))
+        hit = np.flatnonzero(along)
+        extent.append(int(hit[-1]) + 1 if hit.size else 0)
+    return tuple(extent)
 
 
 def _categoricals(sha256: str, table: np.ndarray) -> list[constriction.stream.model.Categorical]:
@@ -137,12 +157,15 @@ def encode(tokens: np.ndarray, table: np.ndarray, sha256: str) -> bytes:
             f"The chunk has {k} tokens per tile but the token model knows {table.shape[0]} "
             f"positions. Got shape {tokens.shape} instead. Keep the whole token axis in one chunk."
         )
-    flat = tokens.reshape(int(np.prod(tokens.shape[:-1])), k)
-    if flat.size and (flat.min() < 0 or flat.max() >= table.shape[1]):
+    if tokens.size and (tokens.min() < 0 or tokens.max() >= table.shape[1]):
         raise ValueError(
             f"Tokens must lie in [0, {table.shape[1]}) for this model. Got values in "
-            f"[{flat.min()}, {flat.max()}] instead: were they made by model {sha256[:12]}...?"
+            f"[{tokens.min()}, {tokens.max()}] instead: were they made by model {sha256[:12]}...?"
         )
+    extent = _coded_extent(tokens) if tokens.ndim > 1 and k else tokens.shape[:-1]
+    trimmed = extent != tokens.shape[:-1]
+    block = tokens[tuple(slice(0, e) for e in extent)] if trimmed else tokens
+    flat = block.reshape(int(np.prod(block.shape[:-1])), k)
     mode, words = MODE_MODEL, _ans_encode(flat, _categoricals(sha256, table))
     if 32 * words.size > flat.size * np.log2(table.shape[1]) + 64:  # the table fits badly
         flat_words = _ans_encode(flat, _flat(table.shape[1], k))
@@ -150,13 +173,15 @@ def encode(tokens: np.ndarray, table: np.ndarray, sha256: str) -> bytes:
             mode, words = MODE_FLAT, flat_words
     head = _FIXED.pack(
         MAGIC,
-        FORMAT_VERSION,
+        2 if trimmed else 1,
         tokens.ndim,
         mode,
         tokens.dtype.str.encode().ljust(4, b"\0"),
         bytes.fromhex(sha256),
     )
     shape = struct.pack(f"<{tokens.ndim}I", *tokens.shape)
+    if trimmed:
+        shape += struct.pack(f"<{len(extent)}I", *extent)
     return b"".join((head, shape, _U32.pack(words.size), words.tobytes()))
 
 
@@ -169,14 +194,20 @@ def read_header(payload: bytes | memoryview) -> PayloadHeader:
             "instead. Is the array coded with another codec?"
         )
     _magic, version, ndim, mode, dtype_s, sha = _FIXED.unpack_from(buf, 0)
-    if version != FORMAT_VERSION or mode not in (MODE_MODEL, MODE_FLAT):
+    if version not in (1, 2) or mode not in (MODE_MODEL, MODE_FLAT):
         raise ValueError(
             f"Token payload format version {version} mode {mode} is not supported (this xr_d2ar "
-            f"reads version {FORMAT_VERSION}, modes 0 and 1). Upgrade xr_d2ar."
+            f"reads versions 1 and 2, modes 0 and 1). Upgrade xr_d2ar."
         )
     pos = _FIXED.size
     shape = struct.unpack_from(f"<{ndim}I", buf, pos)
     pos += 4 * ndim
+    extent = tuple(shape[:-1])
+    if version == 2:
+        extent = struct.unpack_from(f"<{ndim - 1}I", buf, pos)
+        pos += 4 * (ndim - 1)
+        if any(e > s for e, s in zip(extent, shape)):
+            raise ValueError(f"Corrupt token payload: coded extent {extent} exceeds shape {shape}.")
     (n_words,) = _U32.unpack_from(buf, pos)
     pos += 4
     if len(buf) != pos + 4 * n_words:
@@ -185,7 +216,7 @@ def read_header(payload: bytes | memoryview) -> PayloadHeader:
             f"bytes). Got {len(buf)} bytes instead."
         )
     dtype = np.dtype(dtype_s.rstrip(b"\0").decode())
-    return PayloadHeader(version, mode, dtype, sha.hex(), tuple(shape), n_words, pos)
+    return PayloadHeader(version, mode, dtype, sha.hex(), tuple(shape), tuple(extent), n_words, pos)
 
 
 def decode(payload: bytes | memoryview, table: np.ndarray) -> np.ndarray:
@@ -199,7 +230,7 @@ def decode(payload: bytes | memoryview, table: np.ndarray) -> np.ndarray:
     header = read_header(payload)
     table = _check_table(table)
     k = header.shape[-1] if header.shape else 0
-    n = int(np.prod(header.shape[:-1])) if header.shape else 0
+    n = int(np.prod(header.extent)) if header.shape else 0
     words = np.frombuffer(payload, dtype="<u4", count=header.n_words, offset=header.offset)
     out = np.empty((n, k), dtype=np.int32)
     if n and k:
@@ -210,7 +241,11 @@ def decode(payload: bytes | memoryview, table: np.ndarray) -> np.ndarray:
             models = _flat(table.shape[1], k)
         for j in range(k):
             out[:, j] = coder.decode(models[j], n)
-    return out.reshape(header.shape).astype(header.dtype, copy=False)
+    if header.extent == tuple(header.shape[:-1]):
+        return out.reshape(header.shape).astype(header.dtype, copy=False)
+    full = np.zeros(header.shape, dtype=header.dtype)  # the tiles left out were all token 0
+    full[tuple(slice(0, e) for e in header.extent)] = out.reshape(*header.extent, k)
+    return full
 
 
 def ideal_bits(tokens: np.ndarray, table: np.ndarray) -> float:
