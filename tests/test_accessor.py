@@ -197,7 +197,7 @@ def test_to_zarr_refuses_to_overwrite_and_can_defer(tokens):
     path = scratch() / "defer.zarr"
     pending = tokens.d2ar.to_zarr(path, compute=False)
     assert hasattr(pending, "compute") and not any((path / "tokens").rglob("c/*"))
-    with pytest.raises(FileExistsError, match="already contains data"):
+    with pytest.raises(FileExistsError, match="defer.zarr already exists. Pass mode='w'"):
         tokens.d2ar.to_zarr(path)
 
 
@@ -243,6 +243,11 @@ def test_rate_options_are_checked(flanders):
         flanders.d2ar.compress(steps=2.5)
     with pytest.warns(UserWarning, match="no room for a single token"):
         assert flanders.d2ar.compress(ratio=1e9)["tokens"].shape[-1] == 0
+    with pytest.warns(UserWarning, match=r"ratio=5 asks for more than prior .* about \d+x"):
+        assert flanders.d2ar.compress(ratio=5)["tokens"].shape[-1] == 256
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        flanders.d2ar.compress(ratio=500)  # within reach: no warning
 
 
 def test_unknown_sensor_is_named_not_silently_accepted(flanders):

@@ -19,7 +19,7 @@ import xr_d2ar.accessor  # noqa: F401
 from xr_d2ar import store
 from xr_d2ar.backend import D2arBackendEntrypoint, open_dataset
 from xr_d2ar.codecs import payload
-from xr_d2ar.errors import ModelMismatchError
+from xr_d2ar.errors import CubeValidationError, ModelMismatchError
 
 BOUCONNE, N_TIMES = "sentinel2_l3a_bouconne", 2  # 246 x 227 px: 4 x 4 tiles of 64 px per date
 CHUNKS = (("time", 1), ("y", 128), ("x", 128))
@@ -65,6 +65,10 @@ def test_engine_is_registered_and_guesses_cautiously(path, tmp_path):
     assert not engine.guess_can_open(src)
     assert not engine.guess_can_open("s3://bucket/cube.zarr")
     assert not engine.guess_can_open(tmp_path / "missing.zarr")
+    netcdf = tmp_path / "plain.nc"
+    cube(BOUCONNE, 1).to_netcdf(netcdf)
+    with pytest.raises(CubeValidationError, match="plain.nc is not a Zarr store"):
+        xr.open_dataset(netcdf, engine="d2ar")
 
 
 def test_opening_decodes_nothing_and_a_tile_decodes_one_tile(path, decoded_tiles):

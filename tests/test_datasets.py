@@ -190,6 +190,8 @@ def test_open_cube_errors_name_the_fix(flanders):
         datasets.open_cube(no_crs, sensor="Sentinel-2A")
     ok = datasets.open_cube(no_crs, sensor="Sentinel-2A", crs="EPSG:32631")
     assert ok.rio.crs.to_epsg() == 32631
+    with pytest.raises(CubeValidationError, match="'EPSG:999999' is not a coordinate reference system"):
+        datasets.open_cube(no_crs, sensor="Sentinel-2A", crs="EPSG:999999")
     with pytest.raises(UnknownBandError, match="one value per band"):
         datasets.open_cube(cube, wavelength=[500.0, 600.0])
     with pytest.raises(CubeValidationError, match="band"):

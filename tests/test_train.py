@@ -200,6 +200,9 @@ def test_cli_trains_a_prior(tmp_path):
     assert main(["train", "cbers4_awfi_bahia", "--out", str(out), "--preset", "tiny", "--vae-steps", "4",
                  "--flow-steps", "4", "--batch-size", "4", "--device", "cpu", "--no-progress"]) == 0
     assert (out / "d2ar-prior.safetensors").is_file() and (out / "metrics.csv").is_file()
+    mode = lambda p: p.stat().st_mode & 0o777
+    json_mode = mode(out / "d2ar-prior.json")  # as the umask allows: shareable like the JSON
+    assert mode(out / "d2ar-prior.safetensors") == mode(out / "checkpoint" / "ckpt.safetensors") == json_mode
     config = json.loads((out / "d2ar-prior.json").read_text())
     rate = config["metrics"]["token_bits"]  # compress(ratio=) plans with what tokens of held-out dates cost
     assert rate["source"].startswith("held-out dates") and sum(config["token_bits"]) == pytest.approx(rate["held_out_total"])

@@ -57,6 +57,18 @@ def _n_tokens(
         k = model.tokens_for_ratio(
             float(ratio) * padded, n_bands=values.sizes["band"], itemsize=values.dtype.itemsize
         )
+        if k == model.n_tokens:
+            original = values.sizes["band"] * grid.tile**2 * values.dtype.itemsize / padded
+            lowest = original / (float(np.sum(model.token_bits)) / 8)
+            if ratio < 0.9 * lowest:
+                warnings.warn(
+                    f"ratio={ratio:g} asks for more than prior {model.name!r} can store: all its "
+                    f"{model.n_tokens} tokens per tile come to about {lowest:.0f}x, so the store "
+                    f"will be about {lowest:.0f}x, not {ratio:g}x, and no closer to the source. "
+                    "For near-lossless storage use a classical codec (d2ar bench compares them).",
+                    UserWarning,
+                    stacklevel=3,
+                )
         if k == 0:
             warnings.warn(
                 f"ratio={ratio:g} leaves no room for a single token per tile: the cube is stored "
@@ -462,6 +474,10 @@ class D2arDatasetAccessor(_D2arBase):
         import zarr
 
         layout = self.layout()
+        if mode == "w-" and isinstance(path, (str, os.PathLike)) and Path(path).exists():
+            raise FileExistsError(
+                f"{path} already exists. Pass mode='w' to overwrite it, or choose another path."
+            )
         ds = _for_zarr(self._obj, zarr_format)
         with zarr.config.set({"json_indent": None}):  # compact metadata: it counts in the ratio
             pending = ds.to_zarr(

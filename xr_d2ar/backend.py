@@ -20,6 +20,7 @@ from xarray.backends import BackendArray, BackendEntrypoint
 from xarray.core import indexing
 
 from xr_d2ar import store
+from xr_d2ar.errors import CubeValidationError
 from xr_d2ar.parallel import CodingSpec, decode_tiles, ref_for_store, tile_index
 
 __all__ = ["D2arArrayWrapper", "D2arBackendEntrypoint", "open_dataset"]
@@ -148,7 +149,16 @@ def open_dataset(
 def _open(
     path: str, model: Any, drop_variables: Iterable[str] | None, decode_engine: str | None
 ) -> xr.Dataset:
-    tokens = xr.open_zarr(path, chunks=None, consolidated=False, mask_and_scale=False)
+    from zarr.errors import GroupNotFoundError
+
+    try:
+        tokens = xr.open_zarr(path, chunks=None, consolidated=False, mask_and_scale=False)
+    except GroupNotFoundError:
+        raise CubeValidationError(
+            f"{path} is not a Zarr store, so not a d2ar token store. Open other files without "
+            "engine='d2ar' (xr_d2ar.datasets.open_cube reads NetCDF, GeoTIFF and Zarr cubes).",
+            missing="zarr.json",
+        ) from None
     layout = store.TokenLayout.from_attrs(tokens.attrs)
     spec = CodingSpec.for_layout(
         layout,

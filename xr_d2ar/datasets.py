@@ -412,6 +412,16 @@ def _ensure_crs(out: xr.Dataset, src: xr.Dataset, crs: Any) -> xr.Dataset:
     if crs is None:
         found = geo.cube_crs(src)
     else:
+        from pyproj.exceptions import CRSError
+
+        try:
+            CRS.from_user_input(crs)
+        except CRSError as exc:
+            raise CubeValidationError(
+                f"crs={crs!r} is not a coordinate reference system pyproj knows ({exc}). Give an "
+                "EPSG code such as 'EPSG:32631', a PROJ string or WKT.",
+                missing="crs",
+            ) from None
         try:
             existing = geo.cube_crs(src)
         except MissingCRSError:

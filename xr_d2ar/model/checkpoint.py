@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 from xr_d2ar._hashing import sha256_file
 from xr_d2ar.errors import DataNotFoundError, ModelMismatchError
 
-__all__ = ["FORMAT_VERSION", "prior_paths", "read_prior", "save_prior", "sha256_file", "verify_prior"]
+__all__ = ["FORMAT_VERSION", "prior_paths", "read_prior", "save_prior", "save_tensors", "sha256_file", "verify_prior"]
 
 FORMAT_VERSION = 1
 _FREQ_KEY = "token_model.freq"
@@ -45,6 +45,17 @@ def prior_paths(path: str | os.PathLike) -> tuple[Path, Path]:
                 "of the same name; pass the path of one of them (or train one with `d2ar train`)."
             )
     return weights, config
+
+
+def save_tensors(tensors: dict[str, torch.Tensor], path: str | os.PathLike,
+                 metadata: dict[str, str] | None = None) -> None:
+    """``safetensors`` ``save_file`` with the file readable as the process's umask allows, like
+    any other file it writes (``save_file`` creates it owner-only, 0600, so a prior shared on a
+    cluster would be unreadable by other users)."""
+    save_file(tensors, str(path), metadata=metadata)
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
 
 
 def save_prior(
@@ -79,7 +90,7 @@ def save_prior(
         tensors[name] = value.contiguous()
     tensors[_FREQ_KEY] = torch.from_numpy(np.asarray(token_freq, np.int64).astype(np.int32))
     weights = stem.with_suffix(".safetensors")
-    save_file(tensors, str(weights), metadata={"format": "xr_d2ar.prior", "version": str(FORMAT_VERSION)})
+    save_tensors(tensors, weights, metadata={"format": "xr_d2ar.prior", "version": str(FORMAT_VERSION)})
     config = dict(config, format_version=FORMAT_VERSION, weights=weights.name, sha256=sha256_file(weights))
     json_path = stem.with_suffix(".json")
     json_path.write_text(json.dumps(config, indent=1, sort_keys=True) + "\n")

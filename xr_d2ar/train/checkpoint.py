@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from xr_d2ar._hashing import sha256_file
+from xr_d2ar.model.checkpoint import save_tensors
 
 __all__ = ["CKPT_FORMAT", "load_checkpoint", "restore_optimizer", "save_checkpoint"]
 
@@ -56,7 +57,7 @@ def save_checkpoint(
     tensors.update(opt_t)
     meta = {"format_version": CKPT_FORMAT, "stage": stage, "step": step, "param_groups": groups, **extra}
     tmp = out / "ckpt.safetensors.tmp"
-    save_file(tensors, str(tmp))
+    save_tensors(tensors, tmp)
     meta["tensors_sha256"] = sha256_file(tmp)
     os.replace(tmp, out / "ckpt.safetensors")
     tmp_json = out / "ckpt.json.tmp"
