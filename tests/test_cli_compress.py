@@ -72,3 +72,28 @@ def test_errors_name_the_fix(tmp_path, capsys):
         main(["compress", CBERS, str(tmp_path / "z.zarr"), "--chunks", "y:20"])
     assert exc.value.code == 2
     assert "name=value" in capsys.readouterr().err
+
+
+def test_a_bare_geotiff_is_described_on_the_command_line(tmp_path, capsys):
+    """A GeoTIFF has no date and numbered bands: the errors name the options, which supply them."""
+    src = cube("cbers4_awfi_bahia", 1)
+    tif = tmp_path / "one.tif"
+    band = src["reflectance"].isel(time=0).drop_vars(["time", "sensor", "wavelength", "bandwidth"])
+    band.assign_coords(band=[1, 2, 3, 4]).rio.write_crs(src.rio.crs).rio.to_raster(tif)
+    out = tmp_path / "one.d2ar.zarr"
+    assert main(["compress", str(tif), str(out), "--no-progress"]) == 1
+    assert "(on the command line: --time DATE[,...])" in capsys.readouterr().err
+    assert main(["compress", str(tif), str(out), "--time", "2023-06-01", "--no-progress"]) == 1
+    assert "--wavelength NM[,...] --bandwidth NM[,...]" in capsys.readouterr().err
+    wl = ",".join(f"{w:g}" for w in src["wavelength"].values)
+    bw = ",".join(f"{w:g}" for w in src["bandwidth"].values)
+    assert main(["compress", str(tif), str(out), "--time", "2023-06-01", "--wavelength", wl,
+                 "--bandwidth", bw, "--sensor", "CBERS-4 AWFI", "--no-progress"]) == 0
+    import xarray as xr
+
+    rec = xr.open_dataset(out, engine="d2ar")
+    assert str(rec["time"].values[0])[:10] == "2023-06-01"
+    assert rec["wavelength"].values.tolist() == pytest.approx(src["wavelength"].values.tolist())
+    with pytest.raises(SystemExit):
+        main(["compress", str(tif), str(out), "--wavelength", "blue"])
+    assert "expected comma-separated float values. Got 'blue'" in capsys.readouterr().err

@@ -32,6 +32,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: What a cube lacks (``CubeValidationError.missing``, also the option's name) -> the options
+#: that supply it on the command line.
+_FLAGS = {
+    "crs": "--crs EPSG:NNNNN",
+    "time": "--time DATE[,...]",
+    "wavelength": "--wavelength NM[,...] --bandwidth NM[,...] / --sensor NAME",
+    "sensor": "--sensor NAME",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``d2ar`` console script."""
     from xr_d2ar.errors import D2arError
@@ -56,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("XR_D2AR_DEBUG") == "1":
             raise
         print(f"d2ar {args.command}: error: {exc}", file=sys.stderr)
+        missing = str(getattr(exc, "missing", ""))
+        if missing in _FLAGS and hasattr(args, missing):  # this command has the option
+            print(f"(on the command line: {_FLAGS[missing]})", file=sys.stderr)
         print("(set XR_D2AR_DEBUG=1 for the full traceback)", file=sys.stderr)
         return 1
 

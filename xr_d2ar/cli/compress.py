@@ -77,15 +77,29 @@ def cluster_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def open_input(
-    source: str, *, crs: str | None = None, sensor: str | None = None, variable: str | None = None
-) -> xr.Dataset:
+def _list(kind: type) -> Any:
+    """argparse type: a comma-separated list of ``kind``."""
+
+    def parse(text: str) -> list:
+        try:
+            return [kind(v.strip()) for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated {kind.__name__} values. Got {text!r} instead."
+            ) from None
+
+    return parse
+
+
+def open_input(source: str, **describe: Any) -> xr.Dataset:
     """A cube from a path (NetCDF, GeoTIFF, Zarr) or a sample cube's name, in canonical form.
 
-    Every sub-command that reads a cube takes it this way.
+    Every sub-command that reads a cube takes it this way; ``describe`` (``crs``, ``sensor``,
+    ``variable``, ``time``, ``wavelength``, ``bandwidth``) go to
+    :func:`xr_d2ar.datasets.open_cube` for a file that lacks them.
     """
     if Path(source).exists():
-        return datasets.open_cube(source, crs=crs, sensor=sensor, variable=variable)
+        return datasets.open_cube(source, **describe)
     try:
         names = datasets.available()
     except DataNotFoundError:
@@ -151,6 +165,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--crs", help="CRS when the input has none, e.g. EPSG:32631")
     p.add_argument("--sensor", help="sensor name when the input has none, e.g. Sentinel-2A")
     p.add_argument("--variable", help="reflectance variable of the input, when ambiguous")
+    p.add_argument("--time", type=_list(str), metavar="DATE[,...]",
+                   help="observation date(s) when the input has none, one per image, e.g. 2023-06-01")
+    p.add_argument("--wavelength", type=_list(float), metavar="NM[,...]",
+                   help="band centre wavelengths (nm), one per band, when neither the input nor "
+                   "the sensor's table names them")
+    p.add_argument("--bandwidth", type=_list(float), metavar="NM[,...]",
+                   help="band widths (nm), one per band, with --wavelength")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     add_cluster_options(p)
     p.set_defaults(func=run)
@@ -167,7 +188,8 @@ def run(args: argparse.Namespace) -> int:
         )
         return 1
     start = time.perf_counter()
-    with open_input(args.input, crs=args.crs, sensor=args.sensor, variable=args.variable) as cube:
+    describe = {k: getattr(args, k) for k in ("crs", "sensor", "variable", "time", "wavelength", "bandwidth")}
+    with open_input(args.input, **{k: v for k, v in describe.items() if v is not None}) as cube:
         tokens = cube.d2ar.compress(
             args.model,
             ratio=args.ratio,
