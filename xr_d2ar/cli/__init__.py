@@ -62,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"d2ar {args.command}: warning: {msg}", file=sys.stderr
             )
             return int(args.func(args) or 0)
+    except BrokenPipeError:  # the reader went away (`d2ar info ... --json | head`): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
     except (D2arError, ValueError, OSError) as exc:  # bad input: the message names the fix
         if os.environ.get("XR_D2AR_DEBUG") == "1":
             raise

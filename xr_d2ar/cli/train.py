@@ -39,10 +39,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     defaults = TrainConfig()
     types = {f.name: f.type for f in fields(TrainConfig)}
+    from xr_d2ar.model.config import PRESETS
+
+    choices = {"preset": sorted(PRESETS)}
     for name in _OPTIONS:
         kind = {"int": int, "float": float, "str": str}[str(types[name])]
         p.add_argument(f"--{name.replace('_', '-')}", type=kind, default=getattr(defaults, name),
-                       help=f"(default {getattr(defaults, name)})")
+                       choices=choices.get(name), help=f"(default {getattr(defaults, name)})")
     p.set_defaults(func=run)
 
 
