@@ -7,7 +7,7 @@ import pytest
 import xarray as xr
 
 import xr_d2ar
-from xr_d2ar import datasets
+from xr_d2ar import datasets, geo
 from xr_d2ar.errors import (
     CubeValidationError,
     DataNotFoundError,
@@ -192,6 +192,9 @@ def test_open_cube_errors_name_the_fix(flanders):
     assert ok.rio.crs.to_epsg() == 32631
     with pytest.raises(CubeValidationError, match="'EPSG:999999' is not a coordinate reference system"):
         datasets.open_cube(no_crs, sensor="Sentinel-2A", crs="EPSG:999999")
+    wrong = datasets.open_cube(no_crs, sensor="Sentinel-2A", crs="EPSG:4326")  # metres read as degrees
+    with pytest.raises(CubeValidationError, match="fall off the Earth there. Give the CRS"):
+        geo.lonlat(wrong, wrong.y.values, wrong.x.values)
     with pytest.raises(UnknownBandError, match="one value per band"):
         datasets.open_cube(cube, wavelength=[500.0, 600.0])
     with pytest.raises(CubeValidationError, match="band"):

@@ -8,7 +8,7 @@ import numpy as np
 import xarray as xr
 from pyproj import CRS, Transformer
 
-from xr_d2ar.errors import MissingCRSError
+from xr_d2ar.errors import CubeValidationError, MissingCRSError
 
 __all__ = ["cube_crs", "lonlat"]
 
@@ -66,5 +66,15 @@ def lonlat(ds: xr.Dataset | xr.DataArray, y: np.ndarray, x: np.ndarray) -> tuple
     >>> lon, lat = xr_d2ar.geo.lonlat(ds, ds.y.values[32], ds.x.values[32])  # doctest: +SKIP
     """
     yy, xx = np.broadcast_arrays(np.asarray(y, np.float64), np.asarray(x, np.float64))
-    lon, lat = _to_lonlat(cube_crs(ds).to_wkt()).transform(xx, yy)
-    return np.asarray(lon, np.float64), np.asarray(lat, np.float64)
+    crs = cube_crs(ds)
+    lon, lat = _to_lonlat(crs.to_wkt()).transform(xx, yy)
+    lon, lat = np.asarray(lon, np.float64), np.asarray(lat, np.float64)
+    if lon.size and not (np.all(np.isfinite(lat)) and np.all(np.abs(lat) <= 90)):
+        raise CubeValidationError(
+            f"The cube's coordinates (x {np.nanmin(xx):.6g} .. {np.nanmax(xx):.6g}, y "
+            f"{np.nanmin(yy):.6g} .. {np.nanmax(yy):.6g}) are not positions in its CRS "
+            f"{crs.to_string()}: they fall off the Earth there. Give the CRS the coordinates are "
+            "in (crs=, --crs), e.g. a UTM zone such as 'EPSG:32631' for metres.",
+            missing="crs",
+        )
+    return lon, lat
