@@ -478,7 +478,7 @@ class D2arDatasetAccessor(_D2arBase):
             raise FileExistsError(
                 f"{path} already exists. Pass mode='w' to overwrite it, or choose another path."
             )
-        ds = _for_zarr(self._obj, zarr_format)
+        ds = store.for_zarr(self._obj, zarr_format)
         with zarr.config.set({"json_indent": None}):  # compact metadata: it counts in the ratio
             pending = ds.to_zarr(
                 path,
@@ -522,16 +522,6 @@ def _warn_if_short(layout: store.TokenLayout, sizes: store.StoreSizes) -> None:
             UserWarning,
             stacklevel=3,
         )
-
-
-def _for_zarr(tokens: xr.Dataset, zarr_format: int) -> xr.Dataset:
-    """Copy without encodings; fixed-width strings become variable-length ones for Zarr v3."""
-    ds = tokens.copy()
-    for name, var in ds.variables.items():
-        var.encoding = {}
-        if zarr_format == 3 and var.dtype.kind == "U":
-            ds[name] = var.astype(object)
-    return ds
 
 
 def _as_dask(array: xr.DataArray) -> da.Array:

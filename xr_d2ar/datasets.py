@@ -318,7 +318,9 @@ def _read_source(source: str | os.PathLike | xr.Dataset | xr.DataArray) -> xr.Da
     if suffix in _NETCDF_SUFFIXES:
         return xr.open_dataset(path, engine=NETCDF_ENGINE, mask_and_scale=False)
     if path.is_dir():
-        return xr.open_zarr(path, mask_and_scale=False)
+        with warnings.catch_warnings():  # a store without consolidated metadata is fine here
+            warnings.filterwarnings("ignore", "Failed to open Zarr store with consolidated metadata")
+            return xr.open_zarr(path, mask_and_scale=False)
     raise CubeValidationError(
         f"Unsupported file type {suffix!r} for {path}. Expected a GeoTIFF (.tif), NetCDF (.nc) "
         "or a Zarr store folder; or open it with xarray yourself and pass the Dataset."

@@ -41,6 +41,7 @@ __all__ = [
     "build",
     "chunk_files",
     "encoding",
+    "for_zarr",
     "restore",
     "store_sizes",
 ]
@@ -377,6 +378,17 @@ def restore(tokens: xr.Dataset, values: Any) -> xr.Dataset | xr.DataArray:
 
 
 # --------------------------------------------------------------------------- Zarr encoding
+
+
+def for_zarr(ds: xr.Dataset, zarr_format: int) -> xr.Dataset:
+    """Copy without encodings; fixed-width strings become variable-length ones for Zarr v3 (which
+    specifies those, and warns about fixed-width ones)."""
+    ds = ds.copy()
+    for name, var in ds.variables.items():
+        var.encoding = {}
+        if zarr_format == 3 and var.dtype.kind == "U":
+            ds[name] = var.load().astype(object)  # small (names, labels): no lazy object array
+    return ds
 
 
 def encoding(tokens: xr.Dataset, *, zarr_format: int = 3) -> dict[str, dict[str, Any]]:

@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     """Decode ``args.store`` into ``args.output``."""
     from pathlib import Path
 
-    from xr_d2ar import parallel
+    from xr_d2ar import parallel, store
     from xr_d2ar.backend import open_dataset
 
     out = Path(args.output)
@@ -53,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
     start = time.perf_counter()
     cube = open_dataset(args.store, chunks={}, model=args.model, decode_engine=args.engine)
+    if out.suffix.lower() not in (".nc", ".nc4", ".netcdf"):
+        cube = store.for_zarr(cube, args.zarr_format)  # strings that Zarr v3 specifies
     for var in cube.variables.values():  # no fill value invented on coordinates and masks
         var.encoding = {} if "_FillValue" in var.attrs else {"_FillValue": None}
     if out.suffix.lower() in (".nc", ".nc4", ".netcdf"):
