@@ -41,6 +41,20 @@ def test_search_reaches_target_within_tolerance(cbers_split):
     assert u_none is None and note.startswith("largest ratio")
 
 
+def test_a_codec_whose_finest_setting_overshoots_is_no_result_at_the_target(cbers_split, tmp_path):
+    """sz3's finest setting already compresses this crop 1.5x: at a 1.2x target that row is kept
+    (marked) but never counted as the best codec at 1.2x."""
+    cube, _, subset = cbers_split
+    result = bench.run_bench(cube, codecs=["sz3"], ratios=[1.2], name="cbers_crop", subset=subset,
+                             classify=False, progress=False)
+    (row,) = result.rows
+    assert row.status == "ok" and row.ratio > 1.2 * 1.05 and not row.in_window
+    assert "above the 1.2x window, so not a result at 1.2x" in row.note
+    assert result.best_by_ratio()[0]["codec"] is None
+    md = bench.write_report(result, tmp_path)["md"].read_text()
+    assert f"{row.ratio:.4g} (above)" in md
+
+
 def test_run_bench_rows_and_reports(cbers_split, tmp_path):
     cube, history, subset = cbers_split
     result = bench.run_bench(
