@@ -517,8 +517,9 @@ def _warn_if_short(layout: store.TokenLayout, sizes: store.StoreSizes) -> None:
         warnings.warn(
             f"Asked for ratio={layout.ratio:g}, got {sizes.token_ratio:.0f}x on disk for the "
             f"tokens ({layout.n_tokens} per tile): this cube's tokens cost more bits than the "
-            "prior's token model expects. Compress with a higher ratio= or a smaller tokens= "
-            "to stay within budget.",
+            "prior's token model expects. Compress with a higher ratio (ratio=, --ratio), fewer "
+            "tokens (tokens=, --tokens), or exact_ratio=True (--exact-ratio) to stay within "
+            "budget.",
             UserWarning,
             stacklevel=3,
         )
