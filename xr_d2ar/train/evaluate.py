@@ -80,6 +80,17 @@ def _tiles(model: Any, ds: xr.Dataset) -> dict[str, Any]:
     }
 
 
+def _held_out(model: Any, ds: xr.Dataset, holdout: float) -> tuple[xr.Dataset, dict[str, Any], np.ndarray]:
+    """The cube's held-out dates (loaded), their tiles (:func:`_tiles`) and all K tokens of each
+    tile, ``(t * ny * nx, K)``."""
+    from xr_d2ar.datasets import split_time
+
+    _, held = split_time(ds, holdout=holdout)
+    held = held.load()
+    cut = _tiles(model, held)
+    return held, cut, model.encode_tiles(cut["tiles"], n_tokens=model.n_tokens, **cut["meta"])
+
+
 def _payload_bytes(tokens: np.ndarray, model: Any) -> int:
     from xr_d2ar.codecs.payload import encode
 
@@ -91,18 +102,14 @@ def evaluate_cube(
     holdout: float = 0.2,
 ) -> dict[str, Any]:
     """Rows of (target ratio, k, achieved ratio, metrics) for the held-out dates of one cube."""
-    from xr_d2ar.datasets import split_time
     from xr_d2ar.metrics import Scorer
     from xr_d2ar.tiling import unflatten_tiles
 
-    _, held = split_time(ds, holdout=holdout)
-    held = held.load()
+    held, cut, tokens = _held_out(model, ds, holdout)
     da = held["reflectance"]
-    cut = _tiles(model, held)
     t, _, ny, nx = cut["shape"]
     original_bytes = da.size * da.dtype.itemsize
     cond = CONDITIONING_BYTES_PER_IMAGE * t
-    tokens = model.encode_tiles(cut["tiles"], n_tokens=model.n_tokens, **cut["meta"])
     tokens = tokens.reshape(t, ny, nx, model.n_tokens)
     sizes = [_payload_bytes(tokens[..., :k], model) + cond for k in range(model.n_tokens + 1)]
     labels = held.get("label")
@@ -203,7 +210,6 @@ def heldout_token_bits(model: Any, names: Sequence[str] | None = None, *, holdou
     ``compress(ratio=)`` should plan with. Returns ``{"bits", "n_tiles", "cubes"}``.
     """
     from xr_d2ar import datasets
-    from xr_d2ar.datasets import split_time
     from xr_d2ar.model.token_model import cross_entropy_bits
 
     tokens, used = [], []
@@ -211,9 +217,7 @@ def heldout_token_bits(model: Any, names: Sequence[str] | None = None, *, holdou
         ds = datasets.open(name)
         if ds.sizes["time"] < 2:
             continue
-        _, held = split_time(ds, holdout=holdout)
-        cut = _tiles(model, held.load())
-        tokens.append(model.encode_tiles(cut["tiles"], n_tokens=model.n_tokens, **cut["meta"]))
+        tokens.append(_held_out(model, ds, holdout)[2])
         used.append(name)
     if not tokens:
         raise ValueError("No cube with two or more dates: nothing is held out to measure token costs on.")
