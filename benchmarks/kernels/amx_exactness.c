@@ -93,6 +93,7 @@ TGT static void tdp(int npair, float *dst, const uint16_t *a, const uint16_t *b)
     cfg.colsb[0] = 64, cfg.rows[0] = 16;
     cfg.colsb[1] = (uint16_t)(4 * npair), cfg.rows[1] = 16;
     cfg.colsb[2] = 64, cfg.rows[2] = (uint8_t)npair;
+    __asm__ volatile("" : : "m"(cfg)); /* GCC 12 -O2 drops the stores to cfg otherwise */
     _tile_loadconfig(&cfg);
     _tile_loadd(0, dst, 64);
     _tile_loadd(1, a, 4 * npair);
@@ -160,6 +161,7 @@ TGT static double timing(int npair, long iters) {
     for (int i = 0; i < 4; i++) cfg.colsb[i] = 64, cfg.rows[i] = 16;
     for (int i = 4; i < 6; i++) cfg.colsb[i] = (uint16_t)(4 * npair), cfg.rows[i] = 16;
     for (int i = 6; i < 8; i++) cfg.colsb[i] = 64, cfg.rows[i] = (uint8_t)npair;
+    __asm__ volatile("" : : "m"(cfg)); /* GCC 12 -O2 drops the stores to cfg otherwise */
     _tile_loadconfig(&cfg);
     _tile_zero(0);
     _tile_zero(1);

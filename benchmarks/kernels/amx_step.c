@@ -101,6 +101,7 @@ TGT int main(void) {
     memset(&cfg, 0, sizeof cfg);
     cfg.palette = 1;
     for (int t = 0; t < 8; t++) cfg.colsb[t] = 64, cfg.rows[t] = 16;
+    __asm__ volatile("" : : "m"(cfg)); /* GCC 12 -O2 drops the stores to cfg otherwise */
     _tile_loadconfig(&cfg);
     const int64_t big = 8192; /* steps of 2 KiB: 16 MiB per operand */
     char *a = aligned_alloc(4096, big * 2048), *b = aligned_alloc(4096, big * 2048);

@@ -109,19 +109,17 @@ typedef struct {
 
 /* The tile configuration (8 tiles of 16 rows x 64 bytes) is loaded by a thread's first micro-
  * kernel of a GEMM call and released by amx_done at the end of that call: LDTILECFG and
- * TILERELEASE once per call rather than once per 32 x 32 tile. */
+ * TILERELEASE once per call rather than once per 32 x 32 tile.  The configuration is a constant
+ * in memory, not a local filled in just before LDTILECFG: GCC 12.2 at -O2 drops the stores to
+ * such a local (it does not see the instruction read them), which loaded rows = 0 and made the
+ * first tile instruction fault (SIGILL). */
 static __thread int g_configured;
+static const tilecfg CFG __attribute__((aligned(64))) = {
+    1, 0, {0}, {64, 64, 64, 64, 64, 64, 64, 64}, {16, 16, 16, 16, 16, 16, 16, 16}};
 
 TGT static void amx_config(void) {
     if (g_configured) return;
-    tilecfg cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.palette = 1;
-    for (int t = 0; t < 8; t++) {
-        cfg.colsb[t] = 64;
-        cfg.rows[t] = 16;
-    }
-    _tile_loadconfig(&cfg);
+    _tile_loadconfig(&CFG);
     g_configured = 1;
 }
 
