@@ -10,7 +10,8 @@
 # Usage: bash benchmarks/device_run.sh OUTDIR [STEP ...]   (no STEP: all, in this order)
 #   build   cext in place (cffi API mode) + the C kernel tests (every backend vs the reference)
 #   sweep   AMX bf16 cache blocking / in-place A (benchmarks/kernels/gemm_blocking.c), 1 thread
-#   phases  AMX bf16 time by part: packing, micro-kernels, C (benchmarks/kernels/amx_phases.c)
+#   phases  AMX bf16 time by part: packing, micro-kernels, C (benchmarks/kernels/amx_phases.c),
+#           and loop schedules side by side (benchmarks/kernels/amx_schedule.c)
 #   gemm    benchmarks/kernels/bench_gemm.py: every backend vs numpy (OpenBLAS) and torch (oneDNN)
 #   decode  benchmarks/kernels/bench_decode.py: cext vs torch decode of the shipped prior, 1 and
 #           16 threads
@@ -55,7 +56,11 @@ for s in $STEPS; do
         taskset -c 2 /tmp/amx_step > "$OUTDIR/amx_step.txt" 2>&1; grep -E "order 0 pf 0" "$OUTDIR/amx_step.txt" ;;
     phases)
       $CC benchmarks/kernels/amx_phases.c cext/src/dispatch.c cext/kernels/*/*.c -lm -lpthread \
-        -o /tmp/amx_phases && taskset -c 2 /tmp/amx_phases 40 2>&1 | tee "$OUTDIR/amx_phases.txt" ;;
+        -o /tmp/amx_phases && taskset -c 2 /tmp/amx_phases 40 2>&1 | tee "$OUTDIR/amx_phases.txt"
+      # loop schedules side by side (A packed on the fly, k sub-blocks, M block sizes)
+      $CC benchmarks/kernels/amx_schedule.c cext/src/dispatch.c cext/kernels/*/*.c -lm -lpthread \
+        -o /tmp/amx_schedule && taskset -c 2 /tmp/amx_schedule 30 2>&1 |
+        tee "$OUTDIR/amx_schedule.txt" ;;
     gemm)
       env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE taskset -c 2 python3 \
         benchmarks/kernels/bench_gemm.py --budget 5 --repeats 8 --out "$OUTDIR/gemm" \

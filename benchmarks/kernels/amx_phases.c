@@ -46,7 +46,7 @@ int main(int argc, char **argv) {
         const int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
         if (K > im->kc || K % 32) continue; /* one k block, no padding: what the phases assume */
         uint16_t *A = malloc(2 * M * K), *B = malloc(2 * K * N);
-        float *C = malloc(4 * M * N), *F = malloc(4 * (M > N ? M : N) * K);
+        float *C = aligned_alloc(64, 4 * M * N), *F = malloc(4 * (M > N ? M : N) * K);
         for (int64_t i = 0; i < (M > N ? M : N) * K; i++) F[i] = (float)rand() / RAND_MAX - 0.5f;
         d2ar_f32_to_bf16(M * K, F, A);
         d2ar_f32_to_bf16(K * N, F, B);

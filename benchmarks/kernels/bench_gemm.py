@@ -84,33 +84,51 @@ def best_times(cands: dict[str, Callable[[], object]], repeats: int, budget: flo
     return best
 
 
+#: Byte alignment of every candidate's output: torch's allocator aligns to 64, numpy's to
+#: whatever malloc returns (16 or 32 bytes past a cache line, seen here), and a C tile row that
+#: straddles two cache lines made the AMX GEMM about 10% slower at 512^3.
+ALIGN = 64
+
+
+def empty_aligned(shape: tuple[int, int], offset: int = 0) -> np.ndarray:
+    """A float32 array whose data start ``offset`` bytes past an ALIGN-byte boundary."""
+    count = shape[0] * shape[1]
+    buf = np.empty(count + (ALIGN + offset) // 4, np.float32)
+    start = (-buf.ctypes.data % ALIGN + offset) // 4
+    return buf[start:start + count].reshape(shape)
+
+
 def bench_shape(m: int, n: int, k: int, repeats: int, budget: float) -> dict[str, float]:
     """GFLOP/s of each candidate for one (M, N, K)."""
     rng = np.random.default_rng(0)
     a = rng.standard_normal((m, k), dtype=np.float32)
     b = rng.standard_normal((k, n), dtype=np.float32)
     a16, b16 = kernels.to_bf16(a), kernels.to_bf16(b)
-    out = np.empty((m, n), np.float32)
     ta, tb = torch.from_numpy(a), torch.from_numpy(b)
     ta16, tb16 = ta.to(torch.bfloat16), tb.to(torch.bfloat16)
-    # every candidate writes into a preallocated output, as cext does
-    out_np = np.empty((m, n), np.float32)
-    t_out, t_out16 = torch.empty((m, n)), torch.empty((m, n), dtype=torch.bfloat16)
+    # every candidate writes into a preallocated, cache-line aligned output, as cext does
+    out, out_np = empty_aligned((m, n)), empty_aligned((m, n))
+    t_out, t_out16 = torch.from_numpy(empty_aligned((m, n))), torch.empty((m, n), dtype=torch.bfloat16)
+    if t_out16.data_ptr() % ALIGN:
+        raise RuntimeError("torch's output is not cache-line aligned: the comparison would be unfair")
     cands: dict[str, Callable[[], object]] = {
         "numpy fp32": lambda: np.matmul(a, b, out=out_np),
         "torch fp32": lambda: torch.matmul(ta, tb, out=t_out),
         "torch bf16": lambda: torch.matmul(ta16, tb16, out=t_out16),
     }
 
-    def on(name: str, x: np.ndarray, y: np.ndarray) -> Callable[[], object]:
+    def on(name: str, x: np.ndarray, y: np.ndarray, c: np.ndarray = out) -> Callable[[], object]:
         def run() -> object:
             kernels.set_backend(name)
-            return kernels.gemm(x, y, out=out)
+            return kernels.gemm(x, y, out=c)
         return run
 
-    for name in kernels.backend_features()["available"]:
+    available = kernels.backend_features()["available"]
+    for name in available:
         cands[f"cext-{name} fp32"] = on(name, a, b)
         cands[f"cext-{name} bf16"] = on(name, a16, b16)
+    if "amx" in available:  # what a misaligned output costs (a numpy array may start so)
+        cands["cext-amx bf16, C +16 B"] = on("amx", a16, b16, empty_aligned((m, n), 16))
     times = best_times(cands, repeats, budget)
     return {name: 2.0 * m * n * k / t / 1e9 for name, t in times.items()}
 
@@ -165,7 +183,11 @@ def to_markdown(report: dict) -> str:
     if "repeats" in report:
         method = (f"best of up to {report['repeats']} interleaved rounds in shuffled order, "
                   "each timed call right after an untimed call of the same candidate, outputs "
-                  f"preallocated; cext-ref: first {SLOW_ROUNDS} rounds only")
+                  "preallocated")
+        if "output_align" in report:
+            method += (f" and {report['output_align']}-byte aligned (\"C +16 B\": 16 bytes "
+                       "past)")
+        method += f"; cext-ref: first {SLOW_ROUNDS} rounds only"
     else:  # runs recorded before the method was written down
         method = "best of interleaved repeats"
     lines += ["", f"GFLOP/s ({method}). Ratios:", ""]
@@ -198,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         "available": kernels.backend_features()["available"],
         "threads": 1,
         "repeats": args.repeats,
+        "output_align": ALIGN,
         "shapes": {},
     }
     report["best_backend"] = kernels.backend()

@@ -22,7 +22,7 @@
 #include <immintrin.h>
 #include <string.h>
 
-#define TGT __attribute__((target("amx-tile,amx-bf16,avx512f")))
+#define TGT __attribute__((target("amx-tile,amx-bf16,avx512f,prfchw")))
 #define MR 32
 #define NR 32
 
@@ -168,11 +168,33 @@ TGT static void c_end(float *c, int64_t ldc) {
         _tile_dpbf16ps(3, 5, 7);                                                               \
     } while (0)
 
+/* Ask for the next C tile's cache lines for writing, two of its 32 rows (4 lines) per step, while
+ * this tile's products run: the tile stores otherwise wait for each line's read-for-ownership,
+ * which made storing C cost a third of a 512^3 product (benchmarks/kernels/amx_phases.c).  The
+ * next tile is taken to be the one below (the driver's inner loop walks A panels down one B
+ * panel); at the end of a column of tiles the guess is wrong, or lies past C, which PREFETCHW
+ * tolerates (prefetches never fault).  benchmarks/kernels/amx_schedule.c measures it. */
+#define AMX_PREFETCH_NEXT(c, ldc, row)                                                         \
+    do {                                                                                       \
+        if ((row) < MR) {                                                                      \
+            const float *next = (c) + (MR + (row)) * (ldc);                                    \
+            _m_prefetchw((void *)next);                                                        \
+            _m_prefetchw((void *)(next + 16));                                                 \
+            _m_prefetchw((void *)(next + (ldc)));                                              \
+            _m_prefetchw((void *)(next + (ldc) + 16));                                         \
+            (row) += 2;                                                                        \
+        }                                                                                      \
+    } while (0)
+
 TGT static void ukr_amx(int64_t kcp, const void *a_, const void *b_, float *c, int64_t ldc,
                         int load_c) {
     c_begin(c, ldc, load_c);
     const char *a = (const char *)a_, *b = (const char *)b_;
-    for (int64_t q = 0; q < kcp; q += 32, a += 2048, b += 2048) AMX_STEP(a, a + 1024, 64, b);
+    int64_t row = 0;
+    for (int64_t q = 0; q < kcp; q += 32, a += 2048, b += 2048) {
+        AMX_STEP(a, a + 1024, 64, b);
+        AMX_PREFETCH_NEXT(c, ldc, row);
+    }
     c_end(c, ldc);
 }
 
@@ -184,9 +206,13 @@ TGT static void ukr_amx_rows(int64_t kcp, const void *a_, int64_t rsa, int64_t r
     c_begin(c, ldc, load_c);
     const uint16_t *a = (const uint16_t *)a_;
     const char *b = (const char *)b_;
+    int64_t row = 0;
     if (rows == MR) {
         const size_t lda = (size_t)rsa * 2;
-        for (int64_t q = 0; q < kcp; q += 32, b += 2048) AMX_STEP(a + q, a + 16 * rsa + q, lda, b);
+        for (int64_t q = 0; q < kcp; q += 32, b += 2048) {
+            AMX_STEP(a + q, a + 16 * rsa + q, lda, b);
+            AMX_PREFETCH_NEXT(c, ldc, row);
+        }
     } else {
         _Alignas(64) uint16_t buf[MR * 32];
         memset(buf, 0, sizeof buf);
@@ -199,11 +225,12 @@ TGT static void ukr_amx_rows(int64_t kcp, const void *a_, int64_t rsa, int64_t r
 }
 
 /* kc 1024, mc 128, nc 512 (packed B block 1 MiB, in L2: a step with its operands from L3 ran
- * 4-6 times slower, benchmarks/kernels/amx_step.c); A in place up to N = 320 (strided A tiles
- * are slower than packed ones, but skipping the packing pass pays where few B panels reuse it).
- * Sweeps: benchmarks/results/amx_sweep_*.txt; BENCHMARKS.md section 4. */
+ * 4-6 times slower, benchmarks/kernels/amx_step.c); A in place up to N = 128 (strided A tiles
+ * are slower than packed ones, but skipping the packing pass pays where few B panels reuse it:
+ * 1024x64x576; packing won at 256^3 once the driver's store-forwarding stall was gone).
+ * Sweeps: benchmarks/results/device/amx_sweep.txt, amx_schedule.txt; BENCHMARKS.md section 6. */
 static d2ar__gemm_impl AMX = {D2AR_BACKEND_AMX, MR, NR, 32, 1024, 128, 512, 2,
-                              pack_a, pack_b, ukr_amx, ukr_amx_rows, 320, amx_done};
+                              pack_a, pack_b, ukr_amx, ukr_amx_rows, 128, amx_done};
 
 const d2ar__gemm_impl *d2ar__gemm_amx(int dtype) {
     return dtype == 0 ? d2ar__gemm_avx512(0) : &AMX;

@@ -122,14 +122,19 @@ static int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
 /* Bias and activation of the last k block, applied to each register tile while it is in L1. */
 typedef struct {
-    int last, avx2; /* avx2: use d2ar__epilogue_avx2 (same bits) */
+    int avx2; /* use d2ar__epilogue_avx2 (same bits) */
     const float *bias;
     int bias_kind, act;
     int64_t i0, j0; /* position of the block in C */
 } tile_epilogue;
 
 /* Run one mc x nc block of register tiles; A packed at ap, or when ar is not NULL read in
- * place by im->ukr_rows (row i at ar + i * rsa elements of im->elem bytes). */
+ * place by im->ukr_rows (row i at ar + i * rsa elements of im->elem bytes); ep NULL: no
+ * epilogue.  Whether to run the epilogue is that one pointer, not a test of the struct's
+ * fields after each micro-kernel: GCC 12 read two int fields with one 8-byte load right after
+ * storing them apart, a store-forwarding failure that waits until every older store has left
+ * the store buffer, including the micro-kernel's C tile stores still waiting for their cache
+ * lines; it cost the AMX bf16 GEMM a fifth of its time at 512^3 (BENCHMARKS.md section 6). */
 static void macro_block(const d2ar__gemm_impl *im, int64_t mc, int64_t nc, int64_t kcp,
                         const char *ap, const char *ar, int64_t rsa, const char *bp, float *c,
                         int64_t ldc, int load_c, float *tmp, const tile_epilogue *ep) {
@@ -161,7 +166,7 @@ static void macro_block(const d2ar__gemm_impl *im, int64_t mc, int64_t nc, int64
                 for (int64_t i = 0; i < mm; i++)
                     memcpy(ct + i * ldc, tmp + i * nr, (size_t)nn * 4);
             }
-            if (ep->last && (ep->bias_kind != D2AR_BIAS_NONE || ep->act != D2AR_ACT_NONE)) {
+            if (ep) {
                 if (ep->avx2)
                     d2ar__epilogue_avx2(ct, ldc, mm, nn, ep->bias, ep->bias_kind, ep->i0 + ir,
                                         ep->j0 + jr, ep->act);
@@ -186,6 +191,7 @@ int d2ar__gemm(int dtype, int64_t M, int64_t N, int64_t K, const d2ar__mat *a, c
     const d2ar__gemm_impl *im = d2ar__impl_current(dtype, &backend);
     (void)backend;
     const int avx2 = d2ar__use_avx2();
+    const int has_epilogue = bias_kind != D2AR_BIAS_NONE || act != D2AR_ACT_NONE;
     /* A is read in place (no packing pass) when the backend can: A row-major in the element
      * type the micro-kernel reads, every k block a whole number of kalign steps (no padding to
      * read past), and N small enough that few B panels would have reused a packed copy */
@@ -233,8 +239,9 @@ int d2ar__gemm(int dtype, int64_t M, int64_t N, int64_t K, const d2ar__mat *a, c
                 const char *ar =
                     a_direct ? (const char *)a->p + (size_t)(ic * a->rs + pc) * a_elem : NULL;
                 if (!a_direct) im->pack_a(a, ic, mc, pc, kc, kcp, im->mr, ap);
-                const tile_epilogue ep = {last, avx2, bias, bias_kind, act, ic, jc};
-                macro_block(im, mc, nc, kcp, ap, ar, a->rs, bp, cb, ldc, pc > 0, tmp, &ep);
+                const tile_epilogue ep = {avx2, bias, bias_kind, act, ic, jc};
+                macro_block(im, mc, nc, kcp, ap, ar, a->rs, bp, cb, ldc, pc > 0, tmp,
+                            last && has_epilogue ? &ep : NULL);
             }
         }
     }
