@@ -84,18 +84,11 @@ def best_times(cands: dict[str, Callable[[], object]], repeats: int, budget: flo
     return best
 
 
-#: Byte alignment of every candidate's output: torch's allocator aligns to 64, numpy's to
-#: whatever malloc returns (16 or 32 bytes past a cache line, seen here), and a C tile row that
-#: straddles two cache lines made the AMX GEMM about 10% slower at 512^3.
-ALIGN = 64
-
-
-def empty_aligned(shape: tuple[int, int], offset: int = 0) -> np.ndarray:
-    """A float32 array whose data start ``offset`` bytes past an ALIGN-byte boundary."""
-    count = shape[0] * shape[1]
-    buf = np.empty(count + (ALIGN + offset) // 4, np.float32)
-    start = (-buf.ctypes.data % ALIGN + offset) // 4
-    return buf[start:start + count].reshape(shape)
+#: Every candidate's output is cache-line aligned (kernels.empty_aligned): torch's allocator
+#: aligns to 64 bytes, numpy's arrays start wherever malloc puts them, and a C tile row that
+#: straddles two cache lines made the AMX GEMM 10-20% slower ("C +16 B" column).
+ALIGN = kernels.ALIGN
+empty_aligned = kernels.empty_aligned
 
 
 def bench_shape(m: int, n: int, k: int, repeats: int, budget: float) -> dict[str, float]:
@@ -108,9 +101,10 @@ def bench_shape(m: int, n: int, k: int, repeats: int, budget: float) -> dict[str
     ta16, tb16 = ta.to(torch.bfloat16), tb.to(torch.bfloat16)
     # every candidate writes into a preallocated, cache-line aligned output, as cext does
     out, out_np = empty_aligned((m, n)), empty_aligned((m, n))
-    t_out, t_out16 = torch.from_numpy(empty_aligned((m, n))), torch.empty((m, n), dtype=torch.bfloat16)
+    t_out = torch.from_numpy(empty_aligned((m, n)))
+    t_out16 = torch.empty((m, n), dtype=torch.bfloat16)
     if t_out16.data_ptr() % ALIGN:
-        raise RuntimeError("torch's output is not cache-line aligned: the comparison would be unfair")
+        raise RuntimeError("torch's bf16 output is not cache-line aligned: an unfair comparison")
     cands: dict[str, Callable[[], object]] = {
         "numpy fp32": lambda: np.matmul(a, b, out=out_np),
         "torch fp32": lambda: torch.matmul(ta, tb, out=t_out),

@@ -14,9 +14,11 @@ from xr_d2ar.kernels._backend import ffi, lib, use_numpy
 
 __all__ = [
     "ACTIVATIONS",
+    "ALIGN",
     "activation",
     "attention",
     "conv2d",
+    "empty_aligned",
     "from_bf16",
     "gemm",
     "group_norm",
@@ -28,6 +30,21 @@ __all__ = [
 
 #: Activation names and their C ids (D2AR_ACT_*).
 ACTIVATIONS = {"none": 0, "relu": 1, "silu": 2, "gelu_tanh": 3}
+
+
+#: Byte alignment of the arrays :func:`gemm` allocates (a cache line).
+ALIGN = 64
+
+
+def empty_aligned(shape: tuple[int, int], offset: int = 0) -> np.ndarray:
+    """An uninitialised float32 array whose data start ``offset`` bytes past an ALIGN-byte
+    boundary.  numpy's own arrays start wherever malloc puts them (often 16 or 32 bytes past a
+    cache line); the AMX kernel's C tile rows then straddle two lines, about 10-20% slower
+    (BENCHMARKS.md section 6).  ``offset`` exists to measure exactly that."""
+    count = int(np.prod(shape))
+    buf = np.empty(count + (ALIGN + offset) // 4, np.float32)
+    start = (-buf.ctypes.data % ALIGN + offset) // 4
+    return buf[start:start + count].reshape(shape)
 
 
 def _act_id(name: str) -> int:
@@ -107,7 +124,8 @@ def gemm(
     activation : {'none', 'relu', 'silu', 'gelu_tanh'}
         Applied last, with the library's own polynomial ``exp``.
     out : ndarray, shape (M, N), optional
-        float32 destination with unit column stride.
+        float32 destination with unit column stride (allocated 64-byte aligned when omitted;
+        the AMX backend is faster with an aligned one, see :func:`empty_aligned`).
 
     Returns
     -------
@@ -135,7 +153,7 @@ def gemm(
     bias = _vec(bias, "bias", n)
     act = _act_id(activation)
     if out is None:
-        out = np.empty((m, n), np.float32)
+        out = empty_aligned((m, n))
     elif (out.dtype != np.float32 or out.shape != (m, n) or (m and n and out.strides[1] != 4)
           or out.strides[0] % 4 or out.strides[0] < 4 * n):
         raise ValueError(
