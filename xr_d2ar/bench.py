@@ -526,7 +526,14 @@ def plot_rd(result: BenchResult, path: str | os.PathLike) -> Path:
         ax.set_xlabel("compression ratio (achieved)")
         ax.set_ylabel(label)
         ax.grid(True, which="both", alpha=0.3)
-    axes.flat[0].legend(fontsize=8)
+    # the legend goes on the first panel with a curve (PSNR is infinite, so not drawn, for an
+    # exact reconstruction); with none at all, say so rather than leave blank axes
+    drawn = [ax for ax in axes.flat if ax.get_legend_handles_labels()[0]]
+    if drawn:
+        drawn[0].legend(fontsize=8)
+    else:
+        axes.flat[0].text(0.5, 0.5, "no codec gave a result\n(see the report's status column)",
+                          ha="center", va="center", transform=axes.flat[0].transAxes)
     fig.suptitle(f"{result.cube}: {result.subset}", fontsize=10)
     path = Path(path)
     fig.savefig(path, dpi=90)
