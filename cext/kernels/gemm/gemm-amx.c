@@ -110,9 +110,10 @@ typedef struct {
 /* The tile configuration (8 tiles of 16 rows x 64 bytes) is loaded by a thread's first micro-
  * kernel of a GEMM call and released by amx_done at the end of that call: LDTILECFG and
  * TILERELEASE once per call rather than once per 32 x 32 tile.  The configuration is a constant
- * in memory, not a local filled in just before LDTILECFG: GCC 12.2 at -O2 drops the stores to
- * such a local (it does not see the instruction read them), which loaded rows = 0 and made the
- * first tile instruction fault (SIGILL). */
+ * in memory, not a local filled in just before LDTILECFG: GCC 12's _tile_loadconfig tells the
+ * compiler it reads only the first 8 bytes, so at -O2 the stores of the row and column sizes to
+ * such a local were dropped, which loaded rows = 0 and made the first tile instruction fault
+ * (SIGILL). */
 static __thread int g_configured;
 static const tilecfg CFG __attribute__((aligned(64))) = {
     1, 0, {0}, {64, 64, 64, 64, 64, 64, 64, 64}, {16, 16, 16, 16, 16, 16, 16, 16}};
@@ -218,6 +219,9 @@ TGT static void ukr_amx_rows(int64_t kcp, const void *a_, int64_t rsa, int64_t r
         memset(buf, 0, sizeof buf);
         for (int64_t q = 0; q < kcp; q += 32, b += 2048) {
             for (int64_t r = 0; r < rows; r++) copy64(buf + 32 * r, a + r * rsa + q);
+            /* GCC's _tile_loadd is an asm with no memory operand: without this barrier the
+             * stores to buf may be dropped or moved past the tile loads that read them */
+            __asm__ volatile("" ::: "memory");
             AMX_STEP(buf, buf + 16 * 32, 64, b);
         }
     }
