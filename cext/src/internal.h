@@ -5,10 +5,14 @@
 #include <stdint.h>
 #include "d2ar.h"
 
+/* Internal symbols stay out of the shared library's exports; a benchmark build may pass
+ * -DD2AR_HIDDEN= to reach them (benchmarks/kernels/gemm_blocking_py.py). */
+#ifndef D2AR_HIDDEN
 #if defined(__GNUC__)
 #define D2AR_HIDDEN __attribute__((visibility("hidden")))
 #else
 #define D2AR_HIDDEN
+#endif
 #endif
 
 /* Lets GCC vectorise a function's element-wise loops (plain -O2 vectorises only loops of known

@@ -228,12 +228,14 @@ TGT static void ukr_amx_rows(int64_t kcp, const void *a_, int64_t rsa, int64_t r
     c_end(c, ldc);
 }
 
-/* kc 1024, mc 128, nc 512 (packed B block 1 MiB, in L2: a step with its operands from L3 ran
- * 4-6 times slower, benchmarks/kernels/amx_step.c); A in place up to N = 128 (strided A tiles
- * are slower than packed ones, but skipping the packing pass pays where few B panels reuse it:
- * 1024x64x576; packing won at 256^3 once the driver's store-forwarding stall was gone).
- * Sweeps: benchmarks/results/device/amx_sweep.txt, amx_schedule.txt; BENCHMARKS.md section 6. */
-static d2ar__gemm_impl AMX = {D2AR_BACKEND_AMX, MR, NR, 32, 1024, 128, 512, 2,
+/* kc 1024, mc 64, nc 512 (packed B block 1 MiB, in L2: a step with its operands from L3 ran
+ * 4-6 times slower, benchmarks/kernels/amx_step.c; M blocks of 64 rows beat 128 by 3-7% at
+ * 512^3 and 1024^3 in three device runs of amx_schedule.c); A in place up to N = 128 (strided
+ * A tiles are slower than packed ones, but skipping the packing pass pays where few B panels
+ * reuse it: 1024x64x576; packing won at 256^3 once the driver's store-forwarding stall was
+ * gone).  Sweeps: benchmarks/results/device/amx_sweep.txt, amx_schedule.txt; BENCHMARKS.md
+ * section 6. */
+static d2ar__gemm_impl AMX = {D2AR_BACKEND_AMX, MR, NR, 32, 1024, 64, 512, 2,
                               pack_a, pack_b, ukr_amx, ukr_amx_rows, 128, amx_done};
 
 const d2ar__gemm_impl *d2ar__gemm_amx(int dtype) {

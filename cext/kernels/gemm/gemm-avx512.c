@@ -88,10 +88,12 @@ TGT static void ukr_avx512_rows(int64_t kcp, const void *a_, int64_t rsa, int64_
 }
 
 /* Packing is memory-bound: the AVX2 packers (8-wide transposes, exact bf16 widening) serve.
- * Blocking kc 384, mc 144: best of the sweep in benchmarks/kernels/gemm_blocking.c on an
- * Emerald Rapids Xeon (2026-11-28; 256/144 lost 5% on the 1024x64x576 shape).  In-place A up to
- * N = 320, as on AVX2 (the decoder's attention and most of its Linear layers). */
-static d2ar__gemm_impl AVX512 = {D2AR_BACKEND_AVX512, MR, NR, 1, 384, 144, 2048, sizeof(float),
+ * Blocking kc 768, mc 96: called from Python on an Emerald Rapids Xeon (2026-11-29,
+ * benchmarks/kernels/gemm_blocking_py.py) it beat kc 384, mc 144 (the best of the C harness
+ * gemm_blocking.c the day before) at 1024^3 (0.95-0.97x OpenBLAS against 0.91-0.93x) and on
+ * 4096x128x1152 (1.15x against 1.06-1.08x), and matched it elsewhere.  In-place A up to N = 320,
+ * as on AVX2 (the decoder's attention and most of its Linear layers). */
+static d2ar__gemm_impl AVX512 = {D2AR_BACKEND_AVX512, MR, NR, 1, 768, 96, 2048, sizeof(float),
                                  d2ar__pack_a_avx2, d2ar__pack_b_avx2, ukr_avx512,
                                  ukr_avx512_rows, 320, NULL};
 
