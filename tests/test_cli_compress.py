@@ -97,3 +97,38 @@ def test_a_bare_geotiff_is_described_on_the_command_line(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["compress", str(tif), str(out), "--wavelength", "blue"])
     assert "expected comma-separated float values. Got 'blue'" in capsys.readouterr().err
+
+
+def test_a_failed_compress_leaves_a_store_that_is_refused_not_decoded(tmp_path, capsys):
+    """The metadata is written before the chunks: a run that fails (here resources= without a
+    cluster; likewise Ctrl-C) leaves the store marked incomplete, and every reader refuses it
+    instead of decoding the unwritten tiles from zeros."""
+    import xarray as xr
+
+    from xr_d2ar.errors import IncompleteStoreError
+
+    cube(CBERS)
+    out = tmp_path / "failed.zarr"
+    rc = main(["compress", CBERS, str(out), "--resources", "GPU=1", "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "resources=" in err and "left incomplete" in err
+    assert (out / "zarr.json").is_file()  # something is there ...
+    with pytest.raises(IncompleteStoreError, match="--overwrite"):
+        xr.open_dataset(out, engine="d2ar")  # ... but it does not open
+    assert main(["info", str(out)]) == 1
+    assert "incomplete" in capsys.readouterr().err
+    # writing it again over it gives a complete store, without the mark
+    assert main(["compress", CBERS, str(out), "--overwrite", "--no-progress"]) == 0
+    assert store.INCOMPLETE not in xr.open_zarr(out, consolidated=False).attrs
+    assert xr.open_dataset(out, engine="d2ar")["reflectance"].shape == (18, 4, 50, 50)
+
+
+def test_describing_options_are_refused_for_a_sample_cube_name(tmp_path, capsys):
+    """--variable/--crs/... describe a file; for a sample cube (already described) they would be
+    ignored, so they are refused, naming the file path that would take them."""
+    cube(CBERS)
+    out = tmp_path / "c.zarr"
+    assert main(["compress", CBERS, str(out), "--variable", "foo", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "--variable describes a file" in err and f"{CBERS}.nc" in err
+    assert not out.exists()

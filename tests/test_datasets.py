@@ -171,6 +171,28 @@ def test_open_cube_from_geotiff_needs_time_then_works(tmp_path, flanders):
     assert ds["reflectance"].dims == ("time", "band", "y", "x")
     np.testing.assert_array_equal(ds["reflectance"].values[0], one.values)
     assert ds.rio.crs == flanders.rio.crs
+    # one image takes one date: two would copy it silently into two dates
+    with pytest.raises(MissingTimeError, match="one image .* Got 2 dates"):
+        datasets.open_cube(path, time=["2018-06-01", "2018-07-01"], wavelength=wl,
+                           bandwidth=flanders["bandwidth"].values)
+    with pytest.raises(MissingTimeError, match="Got 'junk'"):
+        datasets.open_cube(path, time="junk")
+
+
+def test_dates_are_checked_count_nat_and_presence(flanders):
+    """A cube's dates condition the prior: a wrong count, a NaT or no time dimension at all is
+    refused with the fix, never duplicated, misaligned or decoded from a missing date."""
+    n = flanders.sizes["time"]
+    with pytest.raises(MissingTimeError, match=f"1 date\\(s\\) for a cube of {n} images"):
+        datasets.open_cube(flanders, time="2020-01-01")
+    times = flanders["time"].values.copy()
+    times[1] = np.datetime64("NaT")
+    with pytest.raises(MissingTimeError, match=r"NaT\) at position\(s\) \[1\]"):
+        datasets.validate_cube(flanders.assign_coords(time=times))
+    with pytest.raises(MissingTimeError, match="expand_dims"):
+        datasets.validate_cube(flanders.isel(time=0))
+    with pytest.raises(CubeValidationError, match="Got \\['refl'"):
+        datasets.validate_cube(flanders.rename(reflectance="refl"))
 
 
 def test_open_cube_sensor_table_fills_wavelengths(flanders):

@@ -121,11 +121,14 @@ def test_gemm_output_alignment_changes_no_bits(offset: int) -> None:
                 with using(name):
                     plain = kernels.gemm(a, b, bias)
                     assert plain.ctypes.data % kernels.ALIGN == 0
-                    out = kernels.empty_aligned((m, n + 3), offset)[:, :n]
+                    out = kernels.empty_aligned((m, n + 3), offset=offset)[:, :n]
                     assert out.ctypes.data % kernels.ALIGN == offset
                     got = kernels.gemm(a, b, bias, out=out)
                 assert got is out
                 assert np.array_equal(got.view(np.uint32), plain.view(np.uint32)), (name, dtype)
+    assert kernels.empty_aligned((3, 5), np.float64).ctypes.data % kernels.ALIGN == 0
+    with pytest.raises(ValueError, match="multiple of the item size"):
+        kernels.empty_aligned((2, 2), offset=6)
 
 
 def test_gemm_k_zero_is_bias_then_activation() -> None:

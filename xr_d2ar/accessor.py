@@ -491,13 +491,25 @@ class D2arDatasetAccessor(_D2arBase):
         if not compute:
             return pending
         ref_path = lookup.known_path(layout.model_sha256)
-        parallel.compute(
-            pending,
-            scheduler=scheduler,
-            resources=resources,
-            progress=progress,
-            model_paths=() if ref_path is None else (str(ref_path),),
-        )
+        # marked incomplete until every chunk is in: a store whose write fails or is
+        # interrupted keeps the mark and is refused on open (not deleted here: after Ctrl-C the
+        # scheduler's threads still finish the chunks they were writing)
+        store.mark_incomplete(path, True)
+        try:
+            parallel.compute(
+                pending,
+                scheduler=scheduler,
+                resources=resources,
+                progress=progress,
+                model_paths=() if ref_path is None else (str(ref_path),),
+            )
+        except BaseException as exc:
+            exc.add_note(
+                f"xr_d2ar: {path} was left incomplete (marked so, and refused on open): write "
+                "it again with mode='w' (d2ar compress --overwrite) or delete it."
+            )
+            raise
+        store.mark_incomplete(path, False)
         if not Path(path).is_dir():
             return None
         sizes = store.store_sizes(path)

@@ -378,10 +378,28 @@ def _restore_stored_values(da: xr.DataArray) -> xr.DataArray:
     return da.assign_attrs(attrs)
 
 
+def _dates(time: Any) -> np.ndarray:
+    """``time=`` as datetime64[ns] dates, one or more; a value that is not a date is an error."""
+    try:
+        return np.atleast_1d(np.asarray(time, dtype="datetime64[ns]"))
+    except ValueError as exc:
+        raise MissingTimeError(
+            f"time= must be dates such as '2023-06-01' (ISO 8601). Got {time!r} instead: {exc}.",
+            missing="time",
+        ) from None
+
+
 def _ensure_time(da: xr.DataArray, time: Any) -> xr.DataArray:
     if "time" in da.dims:
         if time is not None:
-            da = da.assign_coords(time=np.asarray(time, dtype="datetime64[ns]"))
+            dates = _dates(time)
+            if dates.size != da.sizes["time"]:
+                raise MissingTimeError(
+                    f"time= gives {dates.size} date(s) for a cube of {da.sizes['time']} images. "
+                    "Give one date per image, in the file's order.",
+                    missing="time",
+                )
+            da = da.assign_coords(time=dates)
         if not np.issubdtype(da["time"].dtype, np.datetime64):
             raise MissingTimeError(
                 f"The 'time' coordinate must hold dates (datetime64). Got dtype {da['time'].dtype} "
@@ -395,7 +413,13 @@ def _ensure_time(da: xr.DataArray, time: Any) -> xr.DataArray:
             "conditioned on it). Pass time='2023-06-01' (or one date per image).",
             missing="time",
         )
-    times = np.atleast_1d(np.asarray(time, dtype="datetime64[ns]"))
+    times = _dates(time)
+    if times.size != 1:  # one image: several dates would copy it silently
+        raise MissingTimeError(
+            f"The cube holds one image (no 'time' dimension), so it takes one date. Got "
+            f"{times.size} dates in time= instead.",
+            missing="time",
+        )
     return da.expand_dims(time=times)
 
 
@@ -491,12 +515,21 @@ def validate_cube(ds: xr.Dataset) -> None:
     CubeValidationError, MissingCRSError, MissingTimeError, UnknownBandError
     """
     if not isinstance(ds, xr.Dataset) or "reflectance" not in ds.data_vars:
+        found = list(ds.data_vars) if isinstance(ds, xr.Dataset) else type(ds).__name__
         raise CubeValidationError(
-            "Expected a Dataset with a 'reflectance' variable. "
-            "Use xr_d2ar.datasets.open_cube(...) to bring a cube into canonical form.",
+            f"Expected a Dataset with a 'reflectance' variable. Got {found} instead. "
+            "Use xr_d2ar.datasets.open_cube(..., variable='NAME') to bring a cube into "
+            "canonical form.",
             missing="reflectance",
         )
     da = ds["reflectance"]
+    if "time" not in da.dims:  # one date (ds.isel(time=0)) or none at all
+        raise MissingTimeError(
+            f"reflectance has no 'time' dimension (dims {tuple(da.dims)}). Give a single date "
+            "one with ds.expand_dims('time') (a scalar 'time' coordinate becomes its value), "
+            "or pass time=... to open_cube.",
+            missing="time",
+        )
     if tuple(da.dims) != DIMS:
         raise CubeValidationError(
             f"reflectance must have dims {DIMS}. Got {tuple(da.dims)} instead. "
@@ -506,6 +539,13 @@ def validate_cube(ds: xr.Dataset) -> None:
     if not np.issubdtype(ds["time"].dtype, np.datetime64):
         raise MissingTimeError(
             f"'time' must be datetime64. Got {ds['time'].dtype} instead. Pass time=... to open_cube.",
+            missing="time",
+        )
+    nat = np.flatnonzero(np.isnat(ds["time"].values))
+    if nat.size:  # a date the prior is conditioned on: NaT would decode to zeros
+        raise MissingTimeError(
+            f"'time' has no date (NaT) at position(s) {nat[:10].tolist()} of {ds.sizes['time']}. "
+            "Drop those dates (ds.isel(time=...)) or give them their acquisition dates.",
             missing="time",
         )
     for name in ("wavelength", "bandwidth"):

@@ -12,6 +12,7 @@ __all__ = [
     "CubeValidationError",
     "D2arError",
     "DataNotFoundError",
+    "IncompleteStoreError",
     "KernelError",
     "MissingCRSError",
     "MissingTimeError",
@@ -39,6 +40,11 @@ class CubeValidationError(D2arError, ValueError):
     def __init__(self, message: str, *, missing: str | None = None) -> None:
         super().__init__(message)
         self.missing = missing
+
+
+class IncompleteStoreError(CubeValidationError):
+    """A token store whose chunks were never all written (its compression failed or was
+    killed): decoding it would turn the missing tiles into made-up data."""
 
 
 class MissingCRSError(CubeValidationError):

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from xr_d2ar.errors import CubeValidationError
+from xr_d2ar.errors import CubeValidationError, IncompleteStoreError
 from xr_d2ar.tiling import TileGrid
 
 __all__ = [
@@ -216,6 +216,14 @@ class TokenLayout:
     @classmethod
     def from_attrs(cls, attrs: dict[str, Any]) -> TokenLayout:
         """Read the layout back from a token Dataset's attributes."""
+        if attrs.get(INCOMPLETE):
+            raise IncompleteStoreError(
+                "This token store is incomplete: writing its chunks failed or was interrupted "
+                "(it still carries the 'd2ar_incomplete' attribute), so missing tiles would "
+                "decode to made-up values. Compress the cube again over it "
+                "(tokens.d2ar.to_zarr(path, mode='w'), or d2ar compress ... --overwrite).",
+                missing=INCOMPLETE,
+            )
         version = attrs.get("d2ar_format_version")
         if version is None:
             raise CubeValidationError(
@@ -378,6 +386,25 @@ def restore(tokens: xr.Dataset, values: Any) -> xr.Dataset | xr.DataArray:
 
 
 # --------------------------------------------------------------------------- Zarr encoding
+
+
+#: Root attribute of a token store while its chunks are being written, removed once all are:
+#: a store left with it (a killed ``d2ar compress``) is refused on open instead of decoding
+#: its unwritten tiles from zeros.
+INCOMPLETE = "d2ar_incomplete"
+
+
+def mark_incomplete(path: str | os.PathLike, incomplete: bool) -> None:
+    """Set (True) or remove (False) the store's :data:`INCOMPLETE` attribute, keeping its
+    metadata compact (it counts in the ratio)."""
+    import zarr
+
+    with zarr.config.set({"json_indent": None}):
+        group = zarr.open_group(path, mode="r+")
+        if incomplete:
+            group.attrs[INCOMPLETE] = True
+        elif INCOMPLETE in group.attrs:
+            del group.attrs[INCOMPLETE]
 
 
 def for_zarr(ds: xr.Dataset, zarr_format: int) -> xr.Dataset:

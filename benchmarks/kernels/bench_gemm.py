@@ -122,7 +122,7 @@ def bench_shape(m: int, n: int, k: int, repeats: int, budget: float) -> dict[str
         cands[f"cext-{name} fp32"] = on(name, a, b)
         cands[f"cext-{name} bf16"] = on(name, a16, b16)
     if "amx" in available:  # what a misaligned output costs (a numpy array may start so)
-        cands["cext-amx bf16, C +16 B"] = on("amx", a16, b16, empty_aligned((m, n), 16))
+        cands["cext-amx bf16, C +16 B"] = on("amx", a16, b16, empty_aligned((m, n), offset=16))
     times = best_times(cands, repeats, budget)
     return {name: 2.0 * m * n * k / t / 1e9 for name, t in times.items()}
 

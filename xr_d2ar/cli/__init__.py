@@ -42,6 +42,12 @@ _FLAGS = {
 }
 
 
+def _print_notes(exc: BaseException) -> None:
+    """The notes the library added to an exception (e.g. a partly written store removed)."""
+    for note in getattr(exc, "__notes__", ()):
+        print(f"({note.removeprefix('xr_d2ar: ')})", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``d2ar`` console script."""
     from xr_d2ar.errors import D2arError
@@ -65,10 +71,15 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the reader went away (`d2ar info ... --json | head`): not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 0
+    except KeyboardInterrupt as exc:  # Ctrl-C: no traceback, but say what was cleaned up
+        print(f"d2ar {args.command}: interrupted", file=sys.stderr)
+        _print_notes(exc)
+        return 130
     except (D2arError, ValueError, OSError) as exc:  # bad input: the message names the fix
         if os.environ.get("XR_D2AR_DEBUG") == "1":
             raise
         print(f"d2ar {args.command}: error: {exc}", file=sys.stderr)
+        _print_notes(exc)
         missing = str(getattr(exc, "missing", ""))
         if missing in _FLAGS and hasattr(args, missing):  # this command has the option
             print(f"(on the command line: {_FLAGS[missing]})", file=sys.stderr)

@@ -12,7 +12,7 @@ import numpy as np
 import xarray as xr
 
 from xr_d2ar import datasets
-from xr_d2ar.errors import DataNotFoundError
+from xr_d2ar.errors import CubeValidationError, DataNotFoundError
 
 __all__ = [
     "add_cluster_options",
@@ -105,6 +105,16 @@ def open_input(source: str, **describe: Any) -> xr.Dataset:
     except DataNotFoundError:
         names = []
     if source in names:
+        given = sorted(k for k, v in describe.items() if v is not None)
+        if given:  # a sample cube is described already: silently ignoring these would mislead
+            flags = ", ".join(f"--{k}" for k in given)
+            verb = "describes a file that lacks it" if len(given) == 1 else (
+                "describe a file that lacks them")
+            raise CubeValidationError(
+                f"{flags} {verb}, but {source!r} is a sample cube, "
+                f"already described. Drop {flags}, or give the file's path "
+                f"({datasets.data_dir() / source}.nc) to describe it yourself.",
+            )
         return datasets.open(source)
     raise DataNotFoundError(
         f"No file, folder or sample cube named {source!r}. Got a path that does not exist. "

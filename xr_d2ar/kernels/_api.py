@@ -36,15 +36,26 @@ ACTIVATIONS = {"none": 0, "relu": 1, "silu": 2, "gelu_tanh": 3}
 ALIGN = 64
 
 
-def empty_aligned(shape: tuple[int, int], offset: int = 0) -> np.ndarray:
-    """An uninitialised float32 array whose data start ``offset`` bytes past an ALIGN-byte
-    boundary.  numpy's own arrays start wherever malloc puts them (often 16 or 32 bytes past a
-    cache line); the AMX kernel's C tile rows then straddle two lines, about 10-20% slower
-    (BENCHMARKS.md section 6).  ``offset`` exists to measure exactly that."""
+def empty_aligned(
+    shape: int | tuple[int, ...], dtype: Any = np.float32, *, offset: int = 0
+) -> np.ndarray:
+    """Like :func:`numpy.empty`, but the data start ``offset`` bytes past an ALIGN-byte (cache
+    line) boundary.
+
+    numpy's own arrays start wherever malloc puts them, often 16 or 32 bytes past a line; the
+    AMX kernel's C tile rows then straddle two lines, 10-20% slower (BENCHMARKS.md section 6).
+    ``offset`` (a multiple of the item size, below ALIGN) exists to measure exactly that.
+    """
+    dt = np.dtype(dtype)
+    if not (0 <= offset < ALIGN) or offset % dt.itemsize:
+        raise ValueError(
+            f"offset must be a multiple of the item size ({dt.itemsize} B) in [0, {ALIGN}). "
+            f"Got {offset} instead."
+        )
     count = int(np.prod(shape))
-    buf = np.empty(count + (ALIGN + offset) // 4, np.float32)
-    start = (-buf.ctypes.data % ALIGN + offset) // 4
-    return buf[start:start + count].reshape(shape)
+    buf = np.empty(count * dt.itemsize + ALIGN + offset, np.uint8)
+    start = -buf.ctypes.data % ALIGN + offset
+    return buf[start:start + count * dt.itemsize].view(dt).reshape(shape)
 
 
 def _act_id(name: str) -> int:
