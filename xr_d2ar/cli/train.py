@@ -27,7 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from xr_d2ar.train.trainer import TrainConfig
 
     p = subparsers.add_parser("train", help="train a prior (VAE, token encoder + flow, token model)",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                              description=__doc__.replace("``", "").replace("::", ":"),
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("cubes", nargs="*", help="sample-cube names, 'all', or paths of canonical cubes")
     p.add_argument("--out", help="run folder (prior files, metrics.csv, checkpoint/)")
     p.add_argument("--pack", help="train from a tile pack folder (train/ and holdout/) instead of cubes")

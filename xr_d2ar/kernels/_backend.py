@@ -75,7 +75,7 @@ def _apply(name: str) -> None:
 def use_numpy() -> bool:
     """True when the NumPy fallback is in force (first call reads ``$XR_D2AR_KERNELS``)."""
     if _state["numpy"] is None:
-        forced = os.environ.get(_ENV, "").strip()
+        forced = os.environ.get(_ENV, "").strip().lower()  # AVX2 means avx2
         if forced:
             if forced not in (*BACKENDS, _NUMPY):
                 raise KernelError(
