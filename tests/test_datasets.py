@@ -210,6 +210,8 @@ def test_open_cube_errors_name_the_fix(flanders):
     no_crs.attrs.pop("crs", None)  # rioxarray also reads a global 'crs' attribute
     with pytest.raises(MissingCRSError, match="crs="):
         datasets.open_cube(no_crs, sensor="Sentinel-2A")
+    with pytest.raises(MissingCRSError, match="global 'crs' attribute \\('not a crs'\\) is not"):
+        datasets.open_cube(no_crs.assign_attrs(crs="not a crs"), sensor="Sentinel-2A")
     ok = datasets.open_cube(no_crs, sensor="Sentinel-2A", crs="EPSG:32631")
     assert ok.rio.crs.to_epsg() == 32631
     with pytest.raises(CubeValidationError, match="'EPSG:999999' is not a coordinate reference system"):

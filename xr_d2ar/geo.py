@@ -28,11 +28,18 @@ def cube_crs(ds: xr.Dataset | xr.DataArray) -> CRS:
     try:
         crs = ds.rio.crs
     except Exception as exc:  # noqa: BLE001 (rioxarray/rasterio/pyproj: assorted types; named below)
-        crs, problem = None, f"has a grid mapping that cannot be read ({exc})"
+        glob = ds.attrs.get("crs")
+        if glob is not None and str(glob) in str(exc):  # rioxarray fell back on a global 'crs'
+            problem = (f"has no grid mapping, and its global 'crs' attribute ({glob!r}) is not a "
+                       "coordinate reference system")
+        else:
+            problem = f"has a grid mapping that cannot be read ({exc})"
+        crs = None
     if crs is None:
         raise MissingCRSError(
             f"The cube {problem}, so pixel locations (which condition the prior) are unknown. "
-            "Pass crs='EPSG:32631' (your grid's CRS) to xr_d2ar.datasets.open_cube, or call "
+            "Pass crs='EPSG:...' (your grid's CRS, e.g. 'EPSG:326NN' for UTM zone NN north, "
+            "'EPSG:327NN' south) to xr_d2ar.datasets.open_cube, or call "
             "ds.rio.write_crs('EPSG:...') first.",
             missing="crs",
         )
