@@ -132,3 +132,13 @@ def test_describing_options_are_refused_for_a_sample_cube_name(tmp_path, capsys)
     err = capsys.readouterr().err
     assert "--variable describes a file" in err and f"{CBERS}.nc" in err
     assert not out.exists()
+
+
+def test_a_misaligned_chunking_names_the_cli_option(tmp_path, capsys):
+    cube("landsat8_newyork_p013r032")
+    out = tmp_path / "c.zarr"
+    rc = main(["compress", "landsat8_newyork_p013r032", str(out), "--chunks", "y=50",
+               "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "whole tiles of 64 px" in err
+    assert "(on the command line: --chunks y=64)" in err

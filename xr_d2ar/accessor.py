@@ -207,14 +207,16 @@ def _tile_aligned(array: xr.DataArray, tile: int, chunks: dict[str, int] | None)
             good = max(tile, sizes[dim][0] // tile * tile)
             raise ChunkAlignmentError(
                 f"Chunks along {dim!r} must be whole tiles of {tile} px (all but the last). Got "
-                f"chunks {sizes[dim]} instead. Rechunk with cube.chunk({dim}={good})."
+                f"chunks {sizes[dim]} instead. Rechunk with cube.chunk({dim}={good}).",
+                fix={dim: good},
             )
     for dim in ("time", "y", "x"):  # Zarr chunks are regular: one size, a smaller last chunk
         c = sizes[dim]
         if len(set(c[:-1])) > 1 or c[-1] > c[0]:
             raise ChunkAlignmentError(
                 f"Chunks along {dim!r} must all have one size (the last may be smaller) to be "
-                f"stored in Zarr. Got chunks {c} instead. Rechunk with cube.chunk({dim}={c[0]})."
+                f"stored in Zarr. Got chunks {c} instead. Rechunk with cube.chunk({dim}={c[0]}).",
+                fix={dim: c[0]},
             )
     return array
 

@@ -64,7 +64,12 @@ class UnknownBandError(CubeValidationError):
 
 
 class ChunkAlignmentError(D2arError, ValueError):
-    """Dask chunks are not aligned to the model's tiles."""
+    """Dask chunks are not aligned to the model's tiles; ``fix`` holds chunk sizes that work
+    (``{dim: size}``), for a caller that words the fix its own way (the CLI's ``--chunks``)."""
+
+    def __init__(self, message: str, *, fix: dict[str, int] | None = None) -> None:
+        super().__init__(message)
+        self.fix = fix or {}
 
 
 class ModelMismatchError(D2arError, ValueError):

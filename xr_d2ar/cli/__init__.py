@@ -83,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         missing = str(getattr(exc, "missing", ""))
         if missing in _FLAGS and hasattr(args, missing):  # this command has the option
             print(f"(on the command line: {_FLAGS[missing]})", file=sys.stderr)
+        fix = getattr(exc, "fix", None)  # ChunkAlignmentError: chunk sizes that work
+        if fix and hasattr(args, "chunks"):
+            sizes = ",".join(f"{dim}={size}" for dim, size in fix.items())
+            print(f"(on the command line: --chunks {sizes})", file=sys.stderr)
         print("(set XR_D2AR_DEBUG=1 for the full traceback)", file=sys.stderr)
         return 1
 
