@@ -309,3 +309,17 @@ def test_reconstruct_refuses_another_prior(tokens):
 def test_plain_cube_has_no_layout(flanders):
     with pytest.raises(CubeValidationError, match="compress"):
         flanders.d2ar.reconstruct()
+
+
+def test_a_cube_unpacked_by_xarray_is_flagged_with_the_ratio_it_really_gets():
+    """xr.open_dataset unpacks int16 to float32: ratio= then counts twice the file's bytes, and
+    the user is told so, with the way to compress the stored integers."""
+    cube("cbers4_awfi_bahia")
+    path = datasets.data_dir() / "cbers4_awfi_bahia.nc"
+    with xr.open_dataset(path) as ds:
+        assert ds["reflectance"].dtype == np.float32
+        with pytest.warns(UserWarning, match="float32 in memory but int16 in its file.*2x"):
+            ds.isel(time=slice(0, 2)).d2ar.compress(ratio=500)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        datasets.open_cube(path).isel(time=slice(0, 2)).d2ar.compress(ratio=500)

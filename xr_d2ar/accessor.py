@@ -313,6 +313,7 @@ class _D2arBase:
                 UserWarning,
                 stacklevel=2,
             )
+        _warn_if_decoded(ds["reflectance"])
         values = _tile_aligned(ds["reflectance"], prior.tile_size, chunks)
         grid = TileGrid.for_shape(values.sizes["y"], values.sizes["x"], prior.tile_size)
         k = _n_tokens(prior, ratio, tokens, values, grid)
@@ -517,6 +518,23 @@ class D2arDatasetAccessor(_D2arBase):
         sizes = store.store_sizes(path)
         _warn_if_short(layout, sizes)
         return sizes
+
+
+def _warn_if_decoded(da: xr.DataArray) -> None:
+    """Warn when ``da`` was unpacked from a smaller stored dtype (xarray's mask_and_scale): the
+    ratio then counts its in-memory bytes, not the file's, and reconstructs the unpacked form."""
+    stored = da.encoding.get("dtype")
+    if stored is None or np.dtype(stored).itemsize >= da.dtype.itemsize:
+        return
+    warnings.warn(
+        f"reflectance is {da.dtype} in memory but {np.dtype(stored)} in its file (xarray unpacked "
+        "it with scale_factor/_FillValue): ratio= counts the in-memory bytes, "
+        f"{da.dtype.itemsize // np.dtype(stored).itemsize}x the file's, and the reconstruction is "
+        f"{da.dtype}. Open the file with xr_d2ar.datasets.open_cube(path) (or "
+        "xr.open_dataset(path, mask_and_scale=False)) to compress the stored integers.",
+        UserWarning,
+        stacklevel=3,
+    )
 
 
 #: Achieved token ratio below this share of the requested one is reported with a warning.
