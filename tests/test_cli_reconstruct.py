@@ -33,3 +33,14 @@ def test_reconstruct_writes_a_canonical_cube(tmp_path, suffix, capsys):
     np.testing.assert_array_equal(again["reflectance"].values, decoded)
     assert main(["reconstruct", str(path), str(out)]) == 1
     assert "Pass --overwrite" in capsys.readouterr().err
+
+
+def test_an_output_it_cannot_write_is_refused_before_decoding(tmp_path, capsys):
+    """out.tif would silently become a Zarr folder, and a missing parent folder would fail
+    deep in HDF5: both are refused up front, naming the fix."""
+    path = token_store(CBERS, 6, 2, 300.0)
+    assert main(["reconstruct", str(path), str(tmp_path / "out.tif")]) == 1
+    assert "ends in .nc for NetCDF" in capsys.readouterr().err
+    assert not (tmp_path / "out.tif").exists()
+    assert main(["reconstruct", str(path), str(tmp_path / "no" / "out.nc")]) == 1
+    assert "does not exist. Create it first" in capsys.readouterr().err

@@ -45,6 +45,21 @@ def run(args: argparse.Namespace) -> int:
     from xr_d2ar.backend import open_dataset
 
     out = Path(args.output)
+    netcdf = out.suffix.lower() in (".nc", ".nc4", ".netcdf")
+    if not netcdf and out.suffix.lower() not in ("", ".zarr"):  # e.g. out.tif: say what it gets
+        print(
+            f"d2ar reconstruct: error: {out.name} would be written as a Zarr folder: OUT ends in "
+            ".nc for NetCDF, or names a Zarr folder (no suffix or .zarr). Other formats (e.g. "
+            "GeoTIFF) are not written: convert the NetCDF or Zarr output.",
+            file=sys.stderr,
+        )
+        return 1
+    if not out.parent.is_dir():
+        print(
+            f"d2ar reconstruct: error: the folder {out.parent} does not exist. Create it first.",
+            file=sys.stderr,
+        )
+        return 1
     if out.exists() and not args.overwrite:
         print(
             f"d2ar reconstruct: error: {out} exists. Pass --overwrite to replace it.",
@@ -53,11 +68,11 @@ def run(args: argparse.Namespace) -> int:
         return 1
     start = time.perf_counter()
     cube = open_dataset(args.store, chunks={}, model=args.model, decode_engine=args.engine)
-    if out.suffix.lower() not in (".nc", ".nc4", ".netcdf"):
+    if not netcdf:
         cube = store.for_zarr(cube, args.zarr_format)  # strings that Zarr v3 specifies
     for var in cube.variables.values():  # no fill value invented on coordinates and masks
         var.encoding = {} if "_FillValue" in var.attrs else {"_FillValue": None}
-    if out.suffix.lower() in (".nc", ".nc4", ".netcdf"):
+    if netcdf:
         pending = cube.to_netcdf(out, engine=NETCDF_ENGINE, compute=False)
     else:
         pending = cube.to_zarr(
