@@ -245,3 +245,17 @@ def test_open_cube_refuses_a_crs_that_contradicts_the_source(flanders):
     with pytest.raises(CubeValidationError, match="already has a CRS.*reproject"):
         datasets.open_cube(flanders, crs="EPSG:4326")
     assert datasets.open_cube(flanders, crs="EPSG:32631").rio.crs.to_epsg() == 32631
+
+
+@pytest.mark.parametrize("name, sensor", [("cbers4_awfi_bahia", "CBERS-4_AWFI"),
+                                          ("landsat_colorado_tm_etm", "landsat-5 tm")])
+def test_sensor_tables_cover_the_sample_sensors(name, sensor):
+    """A cube that names its sensor (written loosely) and bands gets the wavelengths the sample
+    cubes carry, within a few nm (TM and ETM+ differ a little in the near infrared)."""
+    src = datasets.open(name)
+    bare = src.drop_vars(["wavelength", "bandwidth", "sensor"])
+    ds = datasets.open_cube(bare, sensor=sensor)
+    np.testing.assert_allclose(ds["wavelength"].values, src["wavelength"].values, atol=3)
+    np.testing.assert_allclose(ds["bandwidth"].values, src["bandwidth"].values, atol=6)
+    with pytest.raises(UnknownBandError, match="CBERS-4 AWFI"):
+        datasets.open_cube(bare, sensor="mystery")

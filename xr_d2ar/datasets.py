@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import builtins
 import os
+import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,6 +43,7 @@ from xr_d2ar.packing import stored_to_physical
 __all__ = [
     "NETCDF_ENGINE",
     "SENSOR_BANDS",
+    "sensor_table",
     "available",
     "data_dir",
     "open",
@@ -70,6 +72,32 @@ SENSOR_BANDS: dict[str, dict[str, tuple[float, float]]] = {
     },
 }
 SENSOR_BANDS["Landsat-9"] = SENSOR_BANDS["Landsat-8"]
+# Landsat 4-5 TM and 7 ETM+ (USGS band designations: centre and width of each band's range) and
+# CBERS-4 AWFI (INPE: 450-520, 520-590, 630-690, 770-890 nm), as the sample cubes carry them.
+SENSOR_BANDS["Landsat-5"] = {
+    "B1": (485.0, 70.0), "B2": (560.0, 80.0), "B3": (660.0, 60.0), "B4": (830.0, 140.0),
+    "B5": (1650.0, 200.0), "B6": (11450.0, 2100.0), "B7": (2215.0, 270.0),
+}
+SENSOR_BANDS["Landsat-4"] = SENSOR_BANDS["Landsat-5"]
+SENSOR_BANDS["Landsat-7"] = {
+    "B1": (482.5, 65.0), "B2": (565.0, 80.0), "B3": (660.0, 60.0), "B4": (835.0, 130.0),
+    "B5": (1650.0, 200.0), "B6": (11450.0, 2100.0), "B7": (2220.0, 260.0), "B8": (710.0, 380.0),
+}
+SENSOR_BANDS["CBERS-4 AWFI"] = {
+    "B13": (485.0, 70.0), "B14": (555.0, 70.0), "B15": (660.0, 60.0), "B16": (830.0, 120.0),
+}
+
+
+def _sensor_key(name: str) -> str:
+    """A sensor name compared loosely: case, spaces, '_' and '-' do not matter."""
+    return re.sub(r"[\s_-]+", "", name).lower()
+
+
+def sensor_table(sensor: str) -> dict[str, tuple[float, float]] | None:
+    """The band table of :data:`SENSOR_BANDS` whose name starts ``sensor`` (compared loosely:
+    ``"cbers-4_awfi"``, ``"Landsat-7 ETM+"`` and ``"sentinel-2a"`` all match), or None."""
+    key = _sensor_key(sensor)
+    return next((t for name, t in SENSOR_BANDS.items() if key.startswith(_sensor_key(name))), None)
 
 _GEOTIFF_SUFFIXES = (".tif", ".tiff", ".gtiff")
 _NETCDF_SUFFIXES = (".nc", ".nc4", ".netcdf", ".h5")
@@ -493,13 +521,13 @@ def _ensure_wavelengths(
             out = out.assign_coords(bandwidth=("band", np.full(n, np.nan, np.float32)))
         return out
     sensor = str(out["sensor"].values[0])
-    table = next((t for key, t in SENSOR_BANDS.items() if sensor.startswith(key)), None)
+    table = sensor_table(sensor)
     unknown = bands if table is None else [b for b in bands if b not in table]
     if unknown:
         raise UnknownBandError(
             f"Unknown centre wavelength for bands {unknown} (sensor {sensor!r}). Pass "
-            "wavelength=[...] and bandwidth=[...] in nm, one per band, or sensor='Sentinel-2A' / "
-            f"'Landsat-8' with their band names ({', '.join(SENSOR_BANDS)} are known).",
+            "wavelength=[...] and bandwidth=[...] in nm, one per band, or sensor= one of "
+            f"{', '.join(SENSOR_BANDS)} with that sensor's band names (e.g. B04).",
             bands=unknown,
         )
     wl = np.array([table[b][0] for b in bands], np.float32)
