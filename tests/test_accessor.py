@@ -323,3 +323,11 @@ def test_a_cube_unpacked_by_xarray_is_flagged_with_the_ratio_it_really_gets():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         datasets.open_cube(path).isel(time=slice(0, 2)).d2ar.compress(ratio=500)
+
+
+def test_a_placeholder_date_is_flagged():
+    """sentinel2_l1c_virginia_west's date is unknown and stored as 1970-01-01: the prior is
+    conditioned on the date, so a date older than any EO satellite gets a warning."""
+    src = cube("sentinel2_l1c_virginia_west").isel(y=slice(0, 64), x=slice(0, 64))
+    with pytest.warns(UserWarning, match=r"\['1970-01-01'\] precede every Earth-observation"):
+        src.d2ar.compress(tokens=4)

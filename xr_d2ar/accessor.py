@@ -314,6 +314,7 @@ class _D2arBase:
                 stacklevel=2,
             )
         _warn_if_decoded(ds["reflectance"])
+        _warn_if_placeholder_dates(ds["time"].values)
         values = _tile_aligned(ds["reflectance"], prior.tile_size, chunks)
         grid = TileGrid.for_shape(values.sizes["y"], values.sizes["x"], prior.tile_size)
         k = _n_tokens(prior, ratio, tokens, values, grid)
@@ -518,6 +519,25 @@ class D2arDatasetAccessor(_D2arBase):
         sizes = store.store_sizes(path)
         _warn_if_short(layout, sizes)
         return sizes
+
+
+#: Landsat 1's launch: no satellite reflectance is older, so an earlier date is a placeholder.
+_FIRST_EO_DATE = np.datetime64("1972-07-23")
+
+
+def _warn_if_placeholder_dates(time: np.ndarray) -> None:
+    """Warn about dates older than any Earth-observation satellite (e.g. 1970-01-01, the Unix
+    epoch, standing for an unknown date): the prior is conditioned on the date."""
+    early = np.unique(time[time < _FIRST_EO_DATE])
+    if early.size:
+        warnings.warn(
+            f"Date(s) {[str(t)[:10] for t in early[:5]]} precede every Earth-observation "
+            "satellite (Landsat 1, 1972): a placeholder for an unknown date? The prior is "
+            "conditioned on the date (season), so quality may suffer; set the acquisition dates "
+            "if known.",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _warn_if_decoded(da: xr.DataArray) -> None:
