@@ -331,3 +331,11 @@ def test_a_placeholder_date_is_flagged():
     src = cube("sentinel2_l1c_virginia_west").isel(y=slice(0, 64), x=slice(0, 64))
     with pytest.warns(UserWarning, match=r"\['1970-01-01'\] precede every Earth-observation"):
         src.d2ar.compress(tokens=4)
+
+
+def test_a_ratio_short_because_of_chunk_headers_says_so(tmp_path):
+    """One small image: the tokens fit the budget but the chunk's fixed header does not; the
+    warning blames the header, not the tokens."""
+    one = cube("cbers4_awfi_bahia", 1)
+    with pytest.warns(UserWarning, match=r"spend \d+ of their \d+ B on headers.*one chunk already"):
+        one.d2ar.compress(ratio=1000).d2ar.to_zarr(tmp_path / "one.zarr", progress=False)

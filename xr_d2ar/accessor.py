@@ -517,7 +517,7 @@ class D2arDatasetAccessor(_D2arBase):
         if not Path(path).is_dir():
             return None
         sizes = store.store_sizes(path)
-        _warn_if_short(layout, sizes)
+        _warn_if_short(layout, sizes, path)
         return sizes
 
 
@@ -561,20 +561,32 @@ def _warn_if_decoded(da: xr.DataArray) -> None:
 _SHORT_RATIO = 0.9
 
 
-def _warn_if_short(layout: store.TokenLayout, sizes: store.StoreSizes) -> None:
-    """Warn when the tokens on disk fall clearly short of the ratio ``compress`` was asked for."""
+def _warn_if_short(
+    layout: store.TokenLayout, sizes: store.StoreSizes, path: str | os.PathLike
+) -> None:
+    """Warn when the tokens on disk fall clearly short of the ratio ``compress`` was asked for,
+    naming the cause: the chunks' fixed headers (a small cube) or the tokens' own bits."""
     if layout.ratio is None or not sizes.token_bytes:
         return
-    if sizes.token_ratio < _SHORT_RATIO * layout.ratio:
-        warnings.warn(
-            f"Asked for ratio={layout.ratio:g}, got {sizes.token_ratio:.0f}x on disk for the "
-            f"tokens ({layout.n_tokens} per tile): this cube's tokens cost more bits than the "
-            "prior's token model expects. Compress with a higher ratio (ratio=, --ratio), fewer "
-            "tokens (tokens=, --tokens), or exact_ratio=True (--exact-ratio) to stay within "
-            "budget.",
-            UserWarning,
-            stacklevel=3,
-        )
+    if sizes.token_ratio >= _SHORT_RATIO * layout.ratio:
+        return
+    files = store.chunk_files(Path(path) / store.TOKENS)
+    headers = sum(payload.read_header(f.read_bytes()).offset for f in files)
+    if 2 * headers >= sizes.token_bytes:  # the fixed cost per chunk dominates
+        fix = ("use fewer, larger chunks (e.g. chunks={'time': -1})" if len(files) > 1 else
+               "it is one chunk already: compress more dates or a larger area together")
+        cause = (f"the {len(files)} token chunk(s) spend {headers} of their {sizes.token_bytes} B "
+                 f"on headers, a fixed cost per chunk that this little data cannot spread; {fix}")
+    else:
+        cause = ("this cube's tokens cost more bits than the prior's token model expects. "
+                 "Compress with a higher ratio (ratio=, --ratio), fewer tokens (tokens=, "
+                 "--tokens), or exact_ratio=True (--exact-ratio) to stay within budget")
+    warnings.warn(
+        f"Asked for ratio={layout.ratio:g}, got {sizes.token_ratio:.0f}x on disk for the tokens "
+        f"({layout.n_tokens} per tile): {cause}.",
+        UserWarning,
+        stacklevel=3,
+    )
 
 
 def _as_dask(array: xr.DataArray) -> da.Array:
