@@ -26,14 +26,9 @@
 #include <time.h>
 #include <unistd.h>
 #include <immintrin.h>
+#include "harness.h"
 
 #define TGT __attribute__((target("amx-tile,amx-bf16,avx512f")))
-
-typedef struct {
-    uint8_t palette, start_row, reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-} tilecfg;
 
 static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
 static uint64_t rnd(void) {
@@ -143,12 +138,6 @@ static tally run(int trials, int npair, int zero_odd, int elo, int ehi, int clo,
             }
     }
     return t;
-}
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
 
 /* ns per TDPBF16PS, 4 independent accumulators (tiles 0-3), A tiles 4-5, B tiles 6-7. */

@@ -17,12 +17,7 @@
 #include <time.h>
 
 #include "../../cext/src/internal.h"
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
-}
+#include "harness.h"
 
 enum { FULL, REPLICA, PACK_B, PACK_A, UKR_C, UKR_SCRATCH, UKR_A_OUTER, UKR_ROWS_C, ROWS_A_OUTER,
        ROWS_A_OUTER_L1, MEMSET_C, NPHASE };

@@ -22,26 +22,11 @@
 #include <time.h>
 
 #include "../../cext/src/internal.h"
+#include "harness.h"
 
 #define TGT __attribute__((target("amx-tile,amx-bf16,avx512f")))
 
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
-}
-
-typedef struct {
-    uint8_t palette, start_row, reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-} tilecfg;
-
-/* a constant in memory: GCC 12 -O2 drops stores to a local that only LDTILECFG reads */
-static const tilecfg CFG __attribute__((aligned(64))) = {
-    1, 0, {0}, {64, 64, 64, 64, 64, 64, 64, 64}, {16, 16, 16, 16, 16, 16, 16, 16}};
-
-TGT static void config(void) { _tile_loadconfig(&CFG); }
+TGT static void config(void) { _tile_loadconfig(&TILES_16x64); }
 
 /* A rows in place (row stride rsa elements), B packed; the A tiles of each step are also
  * stored at ap in the packed layout (2048 bytes per 32-k step: rows 0-15, then 16-31). */

@@ -17,20 +17,9 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+#include "harness.h"
 
 #define TGT __attribute__((target("amx-tile,amx-bf16,avx512f")))
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
-}
-
-typedef struct {
-    uint8_t palette, start_row, reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-} tilecfg;
 
 /* Step s reads A at A_(s) with row stride lda: packed (sa = 0: 2 KiB per step, wrapping after
  * na steps) or in place (sa = row stride in bytes: 32-row panels of na rows' matrix, 64 bytes
@@ -97,12 +86,7 @@ TGT int main(void) {
         printf("AMX not permitted or not present\n");
         return 2;
     }
-    tilecfg cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.palette = 1;
-    for (int t = 0; t < 8; t++) cfg.colsb[t] = 64, cfg.rows[t] = 16;
-    __asm__ volatile("" : : "m"(cfg)); /* GCC 12 -O2 drops the stores to cfg otherwise */
-    _tile_loadconfig(&cfg);
+    _tile_loadconfig(&TILES_16x64);
     const int64_t big = 8192; /* steps of 2 KiB: 16 MiB per operand */
     char *a = aligned_alloc(4096, big * 2048), *b = aligned_alloc(4096, big * 2048);
     for (int64_t i = 0; i < big * 1024; i++) { /* small bf16 values, no denormals */

@@ -21,12 +21,7 @@
 #include <time.h>
 
 #include "../../cext/src/internal.h"
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
-}
+#include "harness.h"
 
 typedef void (*sgemm_t)(int, int, int, long, long, long, float, const float *, long,
                         const float *, long, float, float *, long);
