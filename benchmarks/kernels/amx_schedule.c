@@ -28,52 +28,33 @@
 
 TGT static void config(void) { _tile_loadconfig(&TILES_16x64); }
 
-/* A rows in place (row stride rsa elements), B packed; the A tiles of each step are also
- * stored at ap in the packed layout (2048 bytes per 32-k step: rows 0-15, then 16-31). */
-TGT static void ukr_fly(int64_t kcp, const uint16_t *a, int64_t rsa, const char *b, char *ap,
-                        float *c, int64_t ldc) {
-    const size_t lda = (size_t)rsa * 2, ld = (size_t)ldc * 4;
-    _tile_zero(0);
-    _tile_zero(1);
-    _tile_zero(2);
-    _tile_zero(3);
-    for (int64_t q = 0; q < kcp; q += 32, b += 2048, ap += 2048) {
-        _tile_loadd(4, a + q, lda);
-        _tile_loadd(5, a + 16 * rsa + q, lda);
-        _tile_loadd(6, b, 64);
-        _tile_loadd(7, b + 1024, 64);
-        _tile_dpbf16ps(0, 4, 6);
-        _tile_dpbf16ps(1, 4, 7);
-        _tile_dpbf16ps(2, 5, 6);
-        _tile_dpbf16ps(3, 5, 7);
-        _tile_stored(4, ap, 64);
-        _tile_stored(5, ap + 1024, 64);
-    }
-    _tile_stored(0, c, ld);
-    _tile_stored(1, c + 16, ld);
-    _tile_stored(2, c + 16 * ldc, ld);
-    _tile_stored(3, c + 16 * ldc + 16, ld);
-}
-
-/* The library's packed micro-kernel, prefetching for writing (PREFETCHW) the 32 x 32 C tile
- * of the next call, cn, spread over the k steps (4 lines per step); cn NULL: no prefetching. */
-__attribute__((target("amx-tile,amx-bf16,avx512f,prfchw"))) static void ukr_pfw(
-    int64_t kcp, const char *a, const char *b, float *c, int64_t ldc, const float *cn) {
+/* One 32 x 32 C tile over kcp k: A rows 0-15 at a and 16-31 at a + 16 * lda bytes, advancing
+ * astep bytes per 32-k step (packed: lda 64, astep 2048; in place: lda = row bytes, astep 64);
+ * B packed.  ap not NULL: the A tiles are also stored there in the packed layout (A packed on the
+ * fly); cn not NULL: PREFETCHW of the 32 x 32 C tile at cn (row stride ldc), 4 lines per step. */
+__attribute__((target("amx-tile,amx-bf16,avx512f,prfchw"))) static void ukr_variant(
+    int64_t kcp, const char *a, size_t lda, size_t astep, const char *b, char *ap, float *c,
+    int64_t ldc, const float *cn) {
     const size_t ld = (size_t)ldc * 4;
     _tile_zero(0);
     _tile_zero(1);
     _tile_zero(2);
     _tile_zero(3);
     int64_t row = 0;
-    for (int64_t q = 0; q < kcp; q += 32, a += 2048, b += 2048) {
-        _tile_loadd(4, a, 64);
-        _tile_loadd(5, a + 1024, 64);
+    for (int64_t q = 0; q < kcp; q += 32, a += astep, b += 2048) {
+        _tile_loadd(4, a, lda);
+        _tile_loadd(5, a + 16 * lda, lda);
         _tile_loadd(6, b, 64);
         _tile_loadd(7, b + 1024, 64);
         _tile_dpbf16ps(0, 4, 6);
         _tile_dpbf16ps(1, 4, 7);
         _tile_dpbf16ps(2, 5, 6);
         _tile_dpbf16ps(3, 5, 7);
+        if (ap) {
+            _tile_stored(4, ap, 64);
+            _tile_stored(5, ap + 1024, 64);
+            ap += 2048;
+        }
         for (int t = 0; t < 2 && cn && row < 32; t++, row++) {
             _m_prefetchw((void *)(cn + row * ldc));
             _m_prefetchw((void *)(cn + row * ldc + 16));
@@ -155,18 +136,20 @@ int main(int argc, char **argv) {
                                         char *apan = ap + ir * K * 2 + k0 * 64;
                                         const char *bpan = bp + jr * K * 2 + k0 * 64;
                                         if (fly_of[v] == 1 && jr == 0)
-                                            ukr_fly(K, A + (ic + ir) * K, K, bpan, apan, ct, N);
+                                            ukr_variant(K, (const char *)(A + (ic + ir) * K), 2 * K,
+                                                        64, bpan, apan, ct, N, NULL);
                                         else if (fly_of[v] == 6)
-                                            ukr_pfw(ks, apan, bpan, ct, N, NULL);
+                                            ukr_variant(ks, apan, 64, 2048, bpan, NULL, ct, N, NULL);
                                         else if (fly_of[v] == 5)
-                                            ukr_pfw(ks, apan, bpan, ct, N, ct + mr * N);
+                                            ukr_variant(ks, apan, 64, 2048, bpan, NULL, ct, N,
+                                                        ct + mr * N);
                                         else if (fly_of[v] == 4) {
                                             /* next tile: next A panel, or the next column */
                                             const float *cn =
                                                 ir + mr < mc ? ct + mr * N
                                                              : C + ic * N + jc + jr + nr;
                                             if (jr + nr >= nc && ir + mr >= mc) cn = ct;
-                                            ukr_pfw(ks, apan, bpan, ct, N, cn);
+                                            ukr_variant(ks, apan, 64, 2048, bpan, NULL, ct, N, cn);
                                         } else if (fly_of[v] >= 2 && ks == K) {
                                             im->ukr(ks, apan, bpan, scratch, 32, 0);
                                             copy_tile(ct, N, scratch, fly_of[v] == 3);
