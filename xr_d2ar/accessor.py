@@ -570,12 +570,11 @@ def _warn_if_short(
         return
     if sizes.token_ratio >= _SHORT_RATIO * layout.ratio:
         return
-    files = store.chunk_files(Path(path) / store.TOKENS)
-    headers = sum(payload.read_header(f.read_bytes()).offset for f in files)
+    n_files, headers = store.token_headers(path)
     if 2 * headers >= sizes.token_bytes:  # the fixed cost per chunk dominates
-        fix = ("use fewer, larger chunks (e.g. chunks={'time': -1})" if len(files) > 1 else
+        fix = ("use fewer, larger chunks (e.g. chunks={'time': -1})" if n_files > 1 else
                "it is one chunk already: compress more dates or a larger area together")
-        cause = (f"the {len(files)} token chunk(s) spend {headers} of their {sizes.token_bytes} B "
+        cause = (f"the {n_files} token chunk(s) spend {headers} of their {sizes.token_bytes} B "
                  f"on headers, a fixed cost per chunk that this little data cannot spread; {fix}")
     else:
         cause = ("this cube's tokens cost more bits than the prior's token model expects. "

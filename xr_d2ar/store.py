@@ -515,6 +515,15 @@ def chunk_files(folder: str | os.PathLike) -> list[Path]:
     return [p for p in Path(folder).rglob("*") if p.is_file() and p.name not in meta]
 
 
+def token_headers(path: str | os.PathLike) -> tuple[int, int]:
+    """(number of token chunk files, bytes of their payload headers) of a local token store:
+    the fixed cost per chunk, beside the entropy-coded tokens."""
+    from xr_d2ar.codecs import payload
+
+    files = chunk_files(Path(path) / TOKENS)
+    return len(files), sum(payload.read_header(f.read_bytes()).offset for f in files)
+
+
 def store_sizes(path: str | os.PathLike) -> StoreSizes:
     """Measure a local token store: file sizes summed (not disk blocks)."""
     root = Path(path)

@@ -43,7 +43,7 @@ _FLAGS = {
 
 
 def _print_notes(exc: BaseException) -> None:
-    """The notes the library added to an exception (e.g. a partly written store removed)."""
+    """The notes the library added to an exception (e.g. a store left incomplete)."""
     for note in getattr(exc, "__notes__", ()):
         print(f"({note.removeprefix('xr_d2ar: ')})", file=sys.stderr)
 
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the reader went away (`d2ar info ... --json | head`): not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 0
-    except KeyboardInterrupt as exc:  # Ctrl-C: no traceback, but say what was cleaned up
+    except KeyboardInterrupt as exc:  # Ctrl-C: no traceback, but say what it left behind
         print(f"d2ar {args.command}: interrupted", file=sys.stderr)
         _print_notes(exc)
         return 130

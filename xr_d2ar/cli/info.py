@@ -98,7 +98,7 @@ def describe(path: str) -> dict[str, Any]:
     import zarr
 
     from xr_d2ar import store
-    from xr_d2ar.codecs import lookup, payload
+    from xr_d2ar.codecs import lookup
     from xr_d2ar.errors import ModelMismatchError
 
     root = Path(path)
@@ -153,7 +153,7 @@ def describe(path: str) -> dict[str, Any]:
         info["bits_per_token"] = {"note": str(exc)}
         return info
     array = zarr.open_array(root / store.TOKENS, mode="r")
-    headers = sum(payload.read_header(p.read_bytes()).offset for p in store.chunk_files(root / store.TOKENS))
+    _, headers = store.token_headers(root)
     info["bits_per_token"] = token_bits(array[...], table, sizes.token_bytes, headers)
     return info
 
